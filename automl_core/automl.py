@@ -1,0 +1,572 @@
+"""`AutoML`: the one estimator a person uses. Profile, detect, search, ensemble, refit.
+
+It follows scikit-learn's conventions: the constructor only stores settings, `fit` does the
+work, and what was learned ends in `_`: `problem_`, `profile_`, `cv_plan_`, `leaderboard_`,
+`best_estimator_` (one plain scikit-learn `Pipeline`: cleaner, preprocessing, model).
+"""
+
+from __future__ import annotations
+
+import os
+import time
+import warnings
+from collections.abc import Callable
+
+import numpy as np
+import pandas as pd
+from sklearn.base import BaseEstimator
+from sklearn.pipeline import Pipeline
+from sklearn.utils.validation import check_is_fitted
+
+from .clustering import ClusterModel, search_clusterings
+from .ensemble import WeightedEnsemble, choose_ensemble
+from .errors import BudgetError, DataError, TargetError
+from .forecasting import TimeFeatures
+from .intake import TableProfile, profile_table
+from .models import FAMILIES, FamilyModel, families_for
+from .preprocess import TableCleaner, build_preprocessor
+from .problem import ProblemSpec, detect_problem, split_target
+from .scoring import get_metric
+from .search import Budget, FoldCache, Search, SearchEvent, Trial, pickled_size
+from .validation import make_cv_plan
+
+ENSEMBLE_CANDIDATES = 12
+_REFIT_FACTOR = 1.35  # a refit on all rows costs about this much more than one fold's fit
+
+
+def default_n_jobs() -> int:
+    """Threads for one training run: all cores unless AUTOML_N_JOBS says otherwise."""
+    env = os.environ.get("AUTOML_N_JOBS")
+    if env and env.isdigit() and int(env) > 0:
+        return int(env)
+    return max(1, os.cpu_count() or 1)
+
+
+class AutoML(BaseEstimator):
+    """Automated machine learning under a wall-clock time budget.
+
+    Parameters
+    ----------
+    task : "auto", "binary", "multiclass", "regression", "timeseries" or "clustering"
+    time_budget : seconds for the whole `fit`, wall clock.
+    metric : the metric to optimise; "auto" picks the task's default (ROC AUC, log loss, RMSE, silhouette).
+    cv : "auto", "holdout" or a number of folds.
+    include, exclude : model family names to allow or forbid (see `automl_core.models.FAMILIES`).
+    ensemble : try ensembles of the best models (kept only if they beat the best single model).
+    time_column : the date column for forecasting; detected when None.
+    n_jobs : threads per model; None means all cores.
+    max_search_rows : above this many rows the search runs on a sample; the winner is refit on all rows.
+    replay : a recorded trial list (`recipe_["trials"]`) to re-run exactly instead of searching.
+    """
+
+    def __init__(
+        self,
+        task: str = "auto",
+        *,
+        time_budget: float = 60.0,
+        metric: str | None = "auto",
+        cv: str | int = "auto",
+        include: list[str] | None = None,
+        exclude: list[str] | None = None,
+        ensemble: bool = True,
+        time_column: str | None = None,
+        n_jobs: int | None = None,
+        random_state: int | None = 0,
+        max_search_rows: int = 150_000,
+        replay: list[dict] | None = None,
+    ):
+        self.task = task
+        self.time_budget = time_budget
+        self.metric = metric
+        self.cv = cv
+        self.include = include
+        self.exclude = exclude
+        self.ensemble = ensemble
+        self.time_column = time_column
+        self.n_jobs = n_jobs
+        self.random_state = random_state
+        self.max_search_rows = max_search_rows
+        self.replay = replay
+
+    # ------------------------------------------------------------------ fit
+    def fit(
+        self,
+        X: pd.DataFrame,
+        y: pd.Series | str | None = None,
+        *,
+        on_event: Callable[[SearchEvent], None] | None = None,
+        profile: TableProfile | None = None,
+        start_time: float | None = None,
+    ) -> AutoML:
+        """Search for the best model. `y` may be a Series or the name of a column of `X`.
+
+        `on_event` receives `SearchEvent`s (and may raise `Cancelled` to stop); `start_time` is the
+        `time.monotonic()` at which the budget started, when work before `fit` counts against it.
+        """
+        if self.time_budget is None or float(self.time_budget) <= 0:
+            raise BudgetError(f"time_budget must be a positive number of seconds, got {self.time_budget!r}")
+        budget = Budget(float(self.time_budget), start=start_time)
+        self._on_event = on_event
+        self._budget = budget
+        frame, target = self._frame_and_target(X, y)
+        self._emit("stage", "profile", "reading the columns")
+        self.profile_ = profile or profile_table(frame, target, source=frame.attrs.get("source"))
+        self.problem_ = detect_problem(
+            frame, target, self.profile_, task=self.task, metric=self.metric, time_column=self.time_column
+        )
+        self.task_ = self.problem_.task
+        self.metric_ = self.problem_.metric
+        self._emit("stage", "profile", self.problem_.reason)
+        self.n_jobs_ = self.n_jobs or default_n_jobs()
+        started = time.perf_counter()
+        if self.task_ == "clustering":
+            features = frame.drop(columns=[target]) if target else frame
+            self._fit_clustering(features)
+        else:
+            X_train, y_train, dropped = split_target(frame, self.problem_, self.profile_)
+            self.unlabeled_rows_dropped_ = dropped
+            self._fit_supervised(X_train, y_train)
+        self.fit_seconds_ = time.perf_counter() - started
+        self._emit("done", "done", f"best: {self.best_model_name_} ({self.metric_} {self.best_score_:.4f})")
+        self._on_event = None
+        self._budget = None
+        return self
+
+    def _frame_and_target(self, X, y) -> tuple[pd.DataFrame, str | None]:
+        if not isinstance(X, pd.DataFrame):
+            raise DataError(f"X must be a pandas DataFrame with named columns, got {type(X).__name__}")
+        if len(X) == 0:
+            raise DataError("X has no rows")
+        if y is None:
+            return X, None
+        if isinstance(y, str):
+            if y not in X.columns:
+                from .intake import check_target_name
+
+                check_target_name(X, y)
+            return X, y
+        y = pd.Series(y)
+        if len(y) != len(X):
+            raise TargetError(f"X has {len(X)} rows but y has {len(y)}; they must match")
+        name = str(y.name) if y.name is not None and y.name not in X.columns else "target"
+        frame = X.reset_index(drop=True).copy()
+        frame[name] = y.reset_index(drop=True).to_numpy()
+        frame.attrs.update(X.attrs)
+        return frame, name
+
+    def _emit(self, type_: str, stage: str, message: str = "", trial=None) -> None:
+        if self._on_event is None:
+            return
+        budget = self._budget
+        best = getattr(self, "_search", None)
+        best_trial = best.best() if best is not None else None
+        self._on_event(
+            SearchEvent(
+                type=type_,
+                stage=stage,
+                percent=100.0 if type_ == "done" else round(100 * budget.fraction(), 1),
+                elapsed=round(budget.elapsed(), 2),
+                time_left=round(max(0.0, budget.remaining()), 2),
+                message=message,
+                best_score=getattr(best_trial, "score", None),
+                best_model=getattr(best_trial, "name", None),
+                trial=trial,
+            )
+        )
+
+    # ------------------------------------------------------------------ supervised
+    def _prep_builder(self, kinds: dict[str, str]):
+        task = self.task_
+        time_column = self.problem_.time_column
+        random_state = self.random_state
+
+        def build(style: str, X_part: pd.DataFrame):
+            if style == "time":
+                others = tuple(c for c, k in kinds.items() if k in ("numeric", "boolean") and c != time_column)
+                return TimeFeatures(time_column, others), ()
+            prep = build_preprocessor(kinds, X_part, style, task=task, random_state=random_state)
+            categorical = ()
+            if style == "tree":
+                cat = next((cols for name, _, cols in prep.transformers if name == "cat"), [])
+                categorical = tuple(range(len(cat)))
+            return prep, categorical
+
+        return build
+
+    def _fit_supervised(self, X: pd.DataFrame, y: pd.Series) -> None:
+        problem = self.problem_
+        cleaner = TableCleaner(specs=self.profile_.specs, exclude=[problem.target]).fit(X)
+        X_clean = cleaner.transform(X)
+        y_values = y.to_numpy()
+        self.classes_ = np.asarray(problem.classes, dtype=object) if problem.is_classification else None
+        if problem.is_classification and all(isinstance(c, (int, np.integer)) for c in problem.classes):
+            self.classes_ = np.asarray(problem.classes, dtype=np.int64)
+            y_values = y_values.astype(np.int64)
+        elif problem.is_classification:
+            y_values = y_values.astype(object)
+        else:
+            y_values = y_values.astype(float)
+        classes = tuple(self.classes_) if self.classes_ is not None else ()
+        self.metric_object_ = metric = get_metric(self.task_, self.metric_)
+
+        search_index = self._search_rows(y_values)
+        X_search = X_clean.iloc[search_index].reset_index(drop=True)
+        y_search = y_values[search_index]
+        order = None
+        if self.task_ == "timeseries":
+            times = pd.to_datetime(X_search[problem.time_column], errors="coerce")
+            order = np.argsort(times.to_numpy(), kind="stable")
+        self.cv_plan_ = make_cv_plan(
+            self.task_, len(y_search), self._budget.remaining(), y_search, cv=self.cv, random_state=self.random_state
+        )
+        splits = self.cv_plan_.splits(y_search, order)
+        self._emit("stage", "search", f"validation: {self.cv_plan_.reason}")
+
+        families, skipped = families_for(self.task_, len(y_search), include=self.include, exclude=self.exclude)
+        if self.task_ == "timeseries" and problem.time_column:
+            families = [f for f in families if f.style == "time" or f.name in ("lightgbm", "linear", "baseline")]
+        self.skipped_families_ = skipped
+        kinds = cleaner.kinds_
+        build_prep = self._prep_builder(kinds)
+        folds = FoldCache(X_search, y_search, splits, build_prep)
+        n_folds = len(splits)
+        full_rows = len(y_values)
+
+        def reserve(trials: list[Trial]) -> float:
+            return self._reserve_seconds(trials, n_folds, full_rows / max(1, len(y_search)))
+
+        self._search = Search(
+            families,
+            folds,
+            metric,
+            self.task_,
+            classes,
+            budget=self._budget,
+            reserve=reserve,
+            on_event=self._on_event,
+            n_jobs=self.n_jobs_,
+            random_state=self.random_state,
+            replay=self.replay,
+        )
+        trials = self._search.run()
+        ok = self._search.ok_trials()
+        if not ok:
+            failures = "; ".join(f"{t.name}: {t.error or t.status}" for t in trials[:5])
+            raise BudgetError(
+                f"no model could be trained within {self.time_budget:g} s"
+                + (f" ({failures})" if failures else "; give a larger time budget")
+            )
+        ranked = sorted(ok, key=lambda t: -(t.score if metric.greater_is_better else -t.score))
+        self._emit("stage", "ensemble", "combining the best models")
+        plan = self._choose_ensemble(ranked, y_search, classes) if self.ensemble else None
+        self._emit("stage", "refit", "refitting the chosen model on all rows")
+        self.best_estimator_, members = self._refit(cleaner, X_clean, y_values, ranked, plan, build_prep)
+        self.ensemble_ = plan
+        self.trials_ = trials
+        self.recipe_ = self._recipe(trials)
+        if plan is not None:
+            self.best_model_name_ = f"ensemble ({plan.kind}: {', '.join(plan.members)})"
+            self.best_score_ = float(plan.score)
+            self.oof_ = plan.details.pop("oof")
+        else:
+            self.best_model_name_ = ranked[0].name
+            self.best_score_ = float(ranked[0].score)
+            self.oof_ = ranked[0].oof
+        self.best_family_ = "ensemble" if plan is not None else ranked[0].family
+        self.oof_y_ = y_search
+        self.search_index_ = search_index
+        self.leaderboard_ = self._leaderboard(ranked, plan, members)
+        self.input_schema_ = cleaner.schema_
+
+    def _search_rows(self, y: np.ndarray) -> np.ndarray:
+        n = len(y)
+        if n <= self.max_search_rows:
+            return np.arange(n)
+        rng = np.random.default_rng(self.random_state)
+        self._emit("stage", "search", f"{n:,} rows: searching on a sample of {self.max_search_rows:,}, refitting on all")
+        if self.task_ in ("binary", "multiclass"):
+            from sklearn.model_selection import train_test_split
+
+            keep, _ = train_test_split(
+                np.arange(n), train_size=self.max_search_rows, stratify=y.astype(str), random_state=self.random_state
+            )
+            return np.sort(keep)
+        return np.sort(rng.choice(n, self.max_search_rows, replace=False))
+
+    @staticmethod
+    def _reserve_seconds(trials: list[Trial], n_folds: int, row_ratio: float) -> float:
+        """Time to keep for the final refit: the five best distinct families' refits, plus a margin."""
+        if not trials:
+            return 0.5
+        best_by_family: dict[str, float] = {}
+        for t in trials:
+            best_by_family[t.family] = max(best_by_family.get(t.family, 0.0), t.fit_time)
+        top = sorted(best_by_family.values(), reverse=True)[:3]
+        scale = _REFIT_FACTOR * row_ratio * (n_folds / max(1, n_folds - 1) if n_folds > 1 else 1.25)
+        return 0.5 + scale * sum(top)
+
+    def _choose_ensemble(self, ranked: list[Trial], y: np.ndarray, classes: tuple):
+        metric = self.metric_object_
+        candidates, seen = [], set()
+        for t in ranked:
+            if t.family == "baseline" or t.oof is None or np.isnan(t.oof).any():
+                continue
+            key = np.round(np.asarray(t.oof, dtype=float).ravel()[:200], 8).tobytes()
+            if key in seen:
+                continue
+            seen.add(key)
+            candidates.append(t)
+            if len(candidates) >= ENSEMBLE_CANDIDATES:
+                break
+        if len(candidates) < 2:
+            return None
+        plan = choose_ensemble(
+            [t.name for t in candidates],
+            [np.asarray(t.oof, dtype=float) for t in candidates],
+            y,
+            metric,
+            self.task_,
+            classes,
+            random_state=self.random_state,
+        )
+        if plan is None:
+            return None
+        by_name = {t.name: t for t in candidates}
+        # Keep the members whose refit fits in the time left (best-weighted first).
+        order = sorted(zip(plan.members, plan.weights), key=lambda mw: -mw[1])
+        remaining = self._budget.remaining() - 0.5
+        kept, cost = [], 0.0
+        for name, weight in order:
+            refit = by_name[name].fit_time * _REFIT_FACTOR
+            if cost + refit > remaining and kept:
+                continue
+            kept.append((name, weight))
+            cost += refit
+        if len(kept) < 2:
+            return None
+        if len(kept) < len(order):
+            names = [n for n, _ in kept]
+            predictions = [np.asarray(by_name[n].oof, dtype=float) for n in names]
+            from .ensemble import greedy_selection
+
+            weights, score = greedy_selection(predictions, y, metric, classes)
+            best_single = by_name[names[0]].score
+            if not metric.better(score, best_single):
+                return None
+            plan.members, plan.weights, plan.kind, plan.score = names, list(weights), "greedy", score
+            plan.details.pop("stacker", None)
+        member_oof = [np.asarray(by_name[n].oof, dtype=float) for n in plan.members]
+        if plan.kind == "stacking":
+            from .ensemble import _stack_features
+
+            stacker = plan.details["stacker"]
+            features = _stack_features(member_oof, self.task_)
+            plan.details["oof"] = stacker.predict_proba(features) if self.problem_.is_classification else stacker.predict(features)
+        else:
+            plan.details["oof"] = sum(w * p for w, p in zip(plan.weights, member_oof))
+        return plan
+
+    def _refit(self, cleaner, X_clean, y, ranked, plan, build_prep):
+        by_name = {t.name: t for t in ranked}
+        names = plan.members if plan is not None else [ranked[0].name]
+        members = {}
+        for name in names:
+            trial = by_name[name]
+            family = FAMILIES[trial.family]
+            prep, categorical = build_prep(family.style, X_clean)
+            start = time.perf_counter()
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                Xt = np.asarray(prep.fit_transform(X_clean, y), dtype=np.float64)
+            model = FamilyModel(
+                family=trial.family,
+                params=trial.final_params(),
+                task=self.task_,
+                categorical_features=categorical,
+                n_jobs=self.n_jobs_,
+                random_state=self.random_state,
+            ).fit(Xt, y)
+            members[name] = {
+                "pipeline": Pipeline([("prep", prep), ("model", model)]),
+                "refit_seconds": time.perf_counter() - start,
+            }
+        if plan is None:
+            member = members[names[0]]["pipeline"]
+            pipeline = Pipeline([("clean", cleaner), ("prep", member.named_steps["prep"]), ("model", member.named_steps["model"])])
+        else:
+            stacker = plan.details.pop("stacker", None) if plan.kind == "stacking" else None
+            ensemble = WeightedEnsemble(
+                [(n, members[n]["pipeline"]) for n in names], weights=plan.weights, task=self.task_, stacker=stacker
+            ).fit(X_clean, y, fitted=True)
+            pipeline = Pipeline([("clean", cleaner), ("model", ensemble)])
+        return pipeline, members
+
+    def _leaderboard(self, ranked: list[Trial], plan, members: dict) -> pd.DataFrame:
+        rows = []
+        for t in ranked:
+            rows.append(
+                {
+                    "model": t.name,
+                    "family": t.family,
+                    "score": t.score,
+                    "std": t.std,
+                    "fit_time": round(t.fit_time, 4),
+                    "predict_ms_per_row": round(1000 * t.predict_time_per_row, 5),
+                    "size_kb": None if t.size_bytes is None else round(t.size_bytes / 1024, 1),
+                    "source": t.source,
+                    "params": t.to_dict()["params"],
+                    "fold_scores": t.fold_scores,
+                    "in_ensemble": plan is not None and t.name in plan.members,
+                }
+            )
+        if plan is not None:
+            member_rows = [r for r in rows if r["in_ensemble"]]
+            rows.insert(
+                0,
+                {
+                    "model": f"ensemble_{plan.kind}",
+                    "family": "ensemble",
+                    "score": plan.score,
+                    "std": None,
+                    "fit_time": round(sum(r["fit_time"] for r in member_rows), 4),
+                    "predict_ms_per_row": round(sum(r["predict_ms_per_row"] for r in member_rows), 5),
+                    "size_kb": round(sum(r["size_kb"] or 0 for r in member_rows), 1),
+                    "source": "ensemble",
+                    "params": {"members": plan.members, "weights": [round(w, 4) for w in plan.weights]},
+                    "fold_scores": [],
+                    "in_ensemble": False,
+                },
+            )
+        frame = pd.DataFrame(rows)
+        frame.insert(0, "rank", range(1, len(frame) + 1))
+        frame["chosen"] = frame["rank"] == 1
+        return frame
+
+    def _recipe(self, trials: list[Trial]) -> dict:
+        return {
+            "settings": {
+                "task": self.task,
+                "time_budget": self.time_budget,
+                "metric": self.metric,
+                "cv": self.cv,
+                "include": self.include,
+                "exclude": self.exclude,
+                "ensemble": self.ensemble,
+                "time_column": self.time_column,
+                "random_state": self.random_state,
+                "max_search_rows": self.max_search_rows,
+            },
+            "trials": [{"family": t.family, "params": t.to_dict()["params"]} for t in trials if t.status != "cancelled"],
+        }
+
+    # ------------------------------------------------------------------ clustering
+    def _fit_clustering(self, X: pd.DataFrame) -> None:
+        cleaner = TableCleaner(specs=self.profile_.specs).fit(X)
+        X_clean = cleaner.transform(X)
+        prep = build_preprocessor(cleaner.kinds_, X_clean, "linear", task="clustering", random_state=self.random_state)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            Xt = np.asarray(prep.fit_transform(X_clean), dtype=np.float64)
+        self._emit("stage", "search", "trying k-means, Gaussian mixtures, Ward and HDBSCAN")
+
+        def on_trial(record: dict) -> None:
+            self._emit("trial_finished", "search", f"{record['family']}: silhouette {record.get('score')}", record)
+
+        records = search_clusterings(
+            Xt, deadline=lambda: self._budget.remaining() - 1.0, random_state=self.random_state, on_trial=on_trial
+        )
+        ok = [r for r in records if r["status"] == "ok"]
+        if not ok:
+            raise BudgetError(f"no clustering could be fitted within {self.time_budget:g} s")
+        best = ok[0]
+        model = ClusterModel(random_state=self.random_state, **best["params"]).fit(Xt)
+        self.best_estimator_ = Pipeline([("clean", cleaner), ("prep", prep), ("model", model)])
+        self.labels_ = model.labels_
+        self.best_model_name_ = f"{best['family']}_{best['trial_id']}"
+        self.best_family_ = best["family"]
+        self.best_score_ = float(best["score"])
+        self.classes_ = None
+        self.cv_plan_ = None
+        self.ensemble_ = None
+        self.skipped_families_ = {}
+        self.oof_ = None
+        self.oof_y_ = None
+        self.trials_ = records
+        self.recipe_ = self._recipe([])
+        self.input_schema_ = cleaner.schema_
+        self.unlabeled_rows_dropped_ = 0
+        rows = [
+            {
+                "model": f"{r['family']}_{r['trial_id']}",
+                "family": r["family"],
+                "score": r.get("score"),
+                "std": None,
+                "fit_time": round(r["fit_time"], 4),
+                "n_clusters": r.get("n_clusters"),
+                "params": r["params"],
+            }
+            for r in ok
+        ]
+        frame = pd.DataFrame(rows)
+        frame.insert(0, "rank", range(1, len(frame) + 1))
+        frame["chosen"] = frame["rank"] == 1
+        self.leaderboard_ = frame
+
+    # ------------------------------------------------------------------ predict
+    def predict(self, X: pd.DataFrame) -> np.ndarray:
+        check_is_fitted(self, "best_estimator_")
+        return self.best_estimator_.predict(X)
+
+    def predict_proba(self, X: pd.DataFrame) -> np.ndarray:
+        check_is_fitted(self, "best_estimator_")
+        if self.classes_ is None:
+            raise AttributeError(f"predict_proba needs a classification task, this one is {self.task_}")
+        return self.best_estimator_.predict_proba(X)
+
+    def score(self, X: pd.DataFrame, y) -> float:
+        """The chosen metric on new labelled data (higher or lower is better as the metric says)."""
+        check_is_fitted(self, "best_estimator_")
+        metric = get_metric(self.task_, self.metric_)
+        y = np.asarray(y)
+        classes = tuple(self.classes_) if self.classes_ is not None else ()
+        output = self.predict_proba(X) if self.classes_ is not None else self.predict(X)
+        return metric(y, output, classes)
+
+    @property
+    def problem(self) -> ProblemSpec:
+        check_is_fitted(self, "problem_")
+        return self.problem_
+
+    def summary(self) -> dict:
+        """A JSON-able summary: task, metric, CV score, chosen model and the leaderboard."""
+        check_is_fitted(self, "best_estimator_")
+        board = self.leaderboard_
+        return {
+            "task": self.task_,
+            "metric": self.metric_,
+            "cv_score": self.best_score_,
+            "best": self.best_model_name_,
+            "model": self.best_model_name_,
+            "problem": self.problem_.to_dict(),
+            "cv_plan": None if self.cv_plan_ is None else self.cv_plan_.to_dict(),
+            "ensemble": None if self.ensemble_ is None else self.ensemble_.to_dict(),
+            "leaderboard": [
+                {k: _plain(v) for k, v in row.items() if k in ("model", "family", "score", "std", "fit_time",
+                                                             "predict_ms_per_row", "size_kb", "params", "n_clusters")}
+                for row in board.to_dict(orient="records")
+            ],
+            "skipped_families": self.skipped_families_,
+            "fit_seconds": round(self.fit_seconds_, 2),
+            "artifact_kb": None,
+        }
+
+
+def _plain(value):
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, float) and np.isnan(value):
+        return None
+    return value
+
+
+__all__ = ["AutoML", "default_n_jobs", "pickled_size"]

@@ -1,0 +1,173 @@
+"""Time-series forecasting as regression on time: trend, seasonality and what is left.
+
+Trees cannot extrapolate a trend, and a forecast far ahead has no recent lags to lean on, so
+the forecasting families model the series as a smooth trend (linear or quadratic in time, on the
+log scale when the series is positive) plus yearly and weekly Fourier seasonality, optionally
+with gradient-boosted trees on what the trend leaves unexplained. `TimeFeatures` turns the date
+column into a fixed layout of columns that these estimators slice by position. Validation uses
+expanding time-ordered windows, so the search prefers models that forecast well ahead.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+from sklearn.base import BaseEstimator, RegressorMixin, TransformerMixin
+from sklearn.linear_model import Ridge
+from sklearn.utils.validation import check_is_fitted
+
+YEARLY_TERMS = 6
+WEEKLY_TERMS = 3
+# Layout of TimeFeatures output: t (years since the first date), t^2, yearly sin/cos pairs, weekly sin/cos pairs, other features.
+_T, _T2 = 0, 1
+_YEARLY = slice(2, 2 + 2 * YEARLY_TERMS)
+_WEEKLY = slice(_YEARLY.stop, _YEARLY.stop + 2 * WEEKLY_TERMS)
+_OTHER_START = _WEEKLY.stop
+_DAYS_PER_YEAR = 365.25
+
+
+class TimeFeatures(TransformerMixin, BaseEstimator):
+    """A date column to trend and seasonal columns, followed by the other (imputed) numeric features."""
+
+    def __init__(self, time_column: str, other_columns: tuple = ()):
+        self.time_column = time_column
+        self.other_columns = other_columns
+
+    def fit(self, X: pd.DataFrame, y=None):
+        times = pd.to_datetime(X[self.time_column], errors="coerce")
+        self.start_ = times.min()
+        steps = times.sort_values().diff().dropna()
+        self.step_days_ = float(steps.median() / pd.Timedelta(days=1)) if len(steps) else 1.0
+        others = [c for c in self.other_columns if c in X.columns]
+        self.others_ = others
+        self.fill_ = {c: float(pd.to_numeric(X[c], errors="coerce").median()) for c in others}
+        return self
+
+    def transform(self, X: pd.DataFrame) -> np.ndarray:
+        check_is_fitted(self, "start_")
+        times = pd.to_datetime(X[self.time_column], errors="coerce")
+        t = ((times - self.start_) / pd.Timedelta(days=_DAYS_PER_YEAR)).to_numpy(dtype=float)
+        years = np.where(np.isnan(t), 0.0, t)
+        columns = [years, years**2]
+        for k in range(1, YEARLY_TERMS + 1):
+            columns += [np.sin(2 * np.pi * k * years), np.cos(2 * np.pi * k * years)]
+        weekly = self.step_days_ < 7
+        days = years * _DAYS_PER_YEAR
+        for k in range(1, WEEKLY_TERMS + 1):
+            if weekly:
+                columns += [np.sin(2 * np.pi * k * days / 7), np.cos(2 * np.pi * k * days / 7)]
+            else:
+                columns += [np.zeros_like(t), np.zeros_like(t)]
+        for c in self.others_:
+            values = pd.to_numeric(X[c], errors="coerce").to_numpy(dtype=float)
+            columns.append(np.where(np.isnan(values), self.fill_[c], values))
+        return np.column_stack(columns)
+
+
+class TrendSeasonalRegressor(RegressorMixin, BaseEstimator):
+    """Ridge on trend + Fourier seasonality (optionally on the log scale), plus optional boosted residuals."""
+
+    def __init__(
+        self,
+        degree: int = 1,
+        yearly_terms: int = 3,
+        weekly_terms: int = 0,
+        alpha: float = 1e-3,
+        log_target: bool = False,
+        residual_trees: int = 0,
+        use_other: bool = True,
+        random_state: int | None = 0,
+    ):
+        self.degree = degree
+        self.yearly_terms = yearly_terms
+        self.weekly_terms = weekly_terms
+        self.alpha = alpha
+        self.log_target = log_target
+        self.residual_trees = residual_trees
+        self.use_other = use_other
+        self.random_state = random_state
+
+    def _design(self, X: np.ndarray) -> np.ndarray:
+        parts = [X[:, [_T]]]
+        if self.degree >= 2:
+            parts.append(X[:, [_T2]])
+        parts.append(X[:, _YEARLY][:, : 2 * self.yearly_terms])
+        parts.append(X[:, _WEEKLY][:, : 2 * self.weekly_terms])
+        if self.use_other and X.shape[1] > _OTHER_START:
+            parts.append(X[:, _OTHER_START:])
+        return np.hstack(parts)
+
+    def fit(self, X, y):
+        X = np.asarray(X, dtype=float)
+        y = np.asarray(y, dtype=float)
+        self.log_ = bool(self.log_target and np.all(y > 0))
+        target = np.log(y) if self.log_ else y
+        design = self._design(X)
+        self.mean_ = design.mean(axis=0)
+        self.scale_ = design.std(axis=0) + 1e-12
+        self.linear_ = Ridge(alpha=self.alpha).fit((design - self.mean_) / self.scale_, target)
+        self.residual_model_ = None
+        if self.residual_trees:
+            import lightgbm as lgb
+
+            residual = target - self.linear_.predict((design - self.mean_) / self.scale_)
+            seasonal = X[:, _YEARLY.start :]
+            self.residual_model_ = lgb.LGBMRegressor(
+                n_estimators=self.residual_trees,
+                learning_rate=0.05,
+                num_leaves=15,
+                min_child_samples=10,
+                random_state=self.random_state,
+                verbose=-1,
+                n_jobs=1,
+            ).fit(seasonal, residual)
+        return self
+
+    def predict(self, X):
+        check_is_fitted(self, "linear_")
+        X = np.asarray(X, dtype=float)
+        out = self.linear_.predict((self._design(X) - self.mean_) / self.scale_)
+        if self.residual_model_ is not None:
+            out = out + self.residual_model_.predict(X[:, _YEARLY.start :])
+        return np.exp(out) if self.log_ else out
+
+
+class SeasonalNaive(RegressorMixin, BaseEstimator):
+    """Last year's value at the same point of the year: the baseline a forecast must beat."""
+
+    def fit(self, X, y):
+        X = np.asarray(X, dtype=float)
+        order = np.argsort(X[:, _T])
+        self.t_ = X[order, _T]
+        self.y_ = np.asarray(y, dtype=float)[order]
+        return self
+
+    def predict(self, X):
+        check_is_fitted(self, "t_")
+        t = np.asarray(X, dtype=float)[:, _T]
+        years_ahead = np.maximum(1, np.ceil(t - self.t_[-1]))
+        idx = np.clip(np.searchsorted(self.t_, t - years_ahead), 0, len(self.t_) - 1)
+        return self.y_[idx]
+
+
+def build_trend(params: dict, task: str, ctx: dict):
+    return TrendSeasonalRegressor(random_state=ctx["random_state"], **params)
+
+
+def build_naive(params: dict, task: str, ctx: dict):
+    return SeasonalNaive()
+
+
+def space_trend(trial, task: str, n_rows: int) -> dict:
+    return {
+        "degree": trial.suggest_int("degree", 1, 2),
+        "yearly_terms": trial.suggest_int("yearly_terms", 0, YEARLY_TERMS),
+        "weekly_terms": trial.suggest_int("weekly_terms", 0, WEEKLY_TERMS),
+        "alpha": trial.suggest_float("alpha", 1e-4, 10.0, log=True),
+        "log_target": trial.suggest_categorical("log_target", [False, True]),
+        "residual_trees": trial.suggest_categorical("residual_trees", [0, 100, 300]),
+    }
+
+
+def space_none(trial, task: str, n_rows: int) -> dict:
+    return {}
