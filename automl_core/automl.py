@@ -456,7 +456,12 @@ class AutoML(BaseEstimator):
                 "random_state": self.random_state,
                 "max_search_rows": self.max_search_rows,
             },
-            "trials": [{"family": t.family, "params": t.to_dict()["params"]} for t in trials if t.status != "cancelled"],
+            # The trials that produced a score, in order, with their ids: replaying them reproduces the leaderboard.
+            "trials": [
+                {"trial_id": t.trial_id, "family": t.family, "params": t.to_dict()["params"]}
+                for t in trials
+                if t.status == "ok"
+            ],
         }
 
     # ------------------------------------------------------------------ clustering

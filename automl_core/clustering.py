@@ -18,6 +18,7 @@ from sklearn.utils.validation import check_is_fitted
 
 ALGORITHMS = ("kmeans", "gmm", "agglomerative", "hdbscan")
 _SILHOUETTE_SAMPLE = 3000
+MIN_CLUSTER_SHARE = 0.02
 
 
 class ClusterModel(ClusterMixin, BaseEstimator):
@@ -99,6 +100,11 @@ def search_clusterings(
             n_found = len(set(labels[sample]) - {-1})
             if n_found < 2:
                 raise ValueError("found fewer than 2 clusters")
+            sizes = np.bincount(labels[labels >= 0])
+            smallest = int(sizes[sizes > 0].min())
+            if smallest < max(3, MIN_CLUSTER_SHARE * len(X)):
+                # A handful of outliers split off scores a high silhouette but is not a grouping.
+                raise ValueError(f"a cluster holds only {smallest} rows")
             mask = labels[sample] != -1
             record["score"] = float(silhouette_score(X[sample][mask], labels[sample][mask]))
             record["n_clusters"] = int(model.n_clusters_)

@@ -270,7 +270,7 @@ FAMILIES: dict[str, ModelFamily] = {
             ({"learning_rate": 0.08, "max_leaf_nodes": 31, "min_samples_leaf": 20, "l2_regularization": 0.1},
              {"learning_rate": 0.05, "max_leaf_nodes": 15, "min_samples_leaf": 40, "l2_regularization": 1.0,
               "max_features": 0.7}),
-            1.5,
+            1.2,
             description="scikit-learn's gradient boosting on binned features, with native categories",
         ),
         ModelFamily(
@@ -279,21 +279,21 @@ FAMILIES: dict[str, ModelFamily] = {
               "colsample_bytree": 0.8},
              {"learning_rate": 0.03, "max_depth": 4, "min_child_weight": 3.0, "subsample": 0.8,
               "colsample_bytree": 0.6, "reg_lambda": 5.0}),
-            2.0, early_stopping=True,
+            1.5, early_stopping=True,
             description="depth-wise gradient-boosted trees with early stopping",
         ),
         ModelFamily(
             "extra_trees", "Extra trees", SUPERVISED, "tree", _extra_trees, _space_forest,
             ({"n_estimators": 300, "max_features": 0.6, "min_samples_leaf": 1},
              {"n_estimators": 300, "max_features": 0.3, "min_samples_leaf": 3}),
-            2.0, max_rows=200_000,
+            8.0, max_rows=200_000,
             description="randomised trees averaged: robust, little tuning",
         ),
         ModelFamily(
             "random_forest", "Random forest", SUPERVISED, "tree", _random_forest, _space_forest,
             ({"n_estimators": 300, "max_features": 0.5, "min_samples_leaf": 1},
              {"n_estimators": 300, "max_features": 0.25, "min_samples_leaf": 3}),
-            3.0, max_rows=200_000,
+            10.0, max_rows=200_000,
             description="bootstrap-aggregated decision trees",
         ),
         ModelFamily(
@@ -329,15 +329,16 @@ def _register_forecasting() -> None:
     FAMILIES["trend"] = ModelFamily(
         "trend", "Trend + seasonality", TIMESERIES, "time", build_trend, space_trend,
         (
-            {"degree": 1, "yearly_terms": 3, "log_target": False},
-            {"degree": 1, "yearly_terms": 4, "log_target": True},
-            {"degree": 2, "yearly_terms": 4, "log_target": False},
-            {"degree": 2, "yearly_terms": 4, "log_target": True},
-            {"degree": 1, "yearly_terms": 3, "weekly_terms": 3, "log_target": True, "residual_trees": 200},
-            {"degree": 2, "yearly_terms": 3, "weekly_terms": 3, "residual_trees": 200},
+            {"yearly_terms": 3, "log_target": False},
+            {"yearly_terms": 4, "log_target": True},
+            {"yearly_terms": 4, "log_target": False, "half_life": 0.15},
+            {"yearly_terms": 4, "log_target": True, "half_life": 0.15},
+            {"yearly_terms": 4, "log_target": False, "half_life": 0.07},
+            {"yearly_terms": 4, "log_target": True, "half_life": 0.07},
+            {"yearly_terms": 3, "weekly_terms": 3, "log_target": True, "half_life": 0.15, "residual_trees": 200},
         ),
         0.05,
-        description="linear or quadratic trend with Fourier seasonality, optionally with boosted residuals",
+        description="linear trend (global or recent) with Fourier seasonality, optionally with boosted residuals",
     )
 
 
@@ -472,7 +473,10 @@ class FamilyModel(BaseEstimator):
             estimator.set_params(callbacks=[_xgboost_deadline(deadline)])
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            estimator.fit(X, target, **fit_kwargs)
+            if deadline is not None and self.family in ("random_forest", "extra_trees"):
+                _fit_forest_in_chunks(estimator, X, target, deadline)
+            else:
+                estimator.fit(X, target, **fit_kwargs)
         if self.family == "xgboost":
             estimator.set_params(callbacks=None)
         self.best_iteration_ = _best_iteration(estimator) if use_val else None
@@ -500,6 +504,21 @@ class FamilyModel(BaseEstimator):
         if self._is_classifier:
             return accuracy_score(y, self.predict(X))
         return r2_score(y, self.predict(X))
+
+
+def _fit_forest_in_chunks(forest, X, y, deadline: float, chunk: int = 50) -> None:
+    """Grow a forest a few dozen trees at a time so a trial can stop at its deadline."""
+    total = forest.n_estimators
+    grown = min(chunk, total)
+    forest.set_params(n_estimators=grown, warm_start=True)
+    forest.fit(X, y)
+    while grown < total:
+        if time.monotonic() > deadline:
+            raise TrialTimeout(f"stopped after {grown} trees: out of time")
+        grown = min(total, grown + chunk)
+        forest.set_params(n_estimators=grown)
+        forest.fit(X, y)
+    forest.set_params(warm_start=False)
 
 
 def _default_rounds(params: dict) -> int:

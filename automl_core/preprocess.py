@@ -253,8 +253,10 @@ def build_preprocessor(
             transformers.append(("cat_te", _target_encoder(target_type, random_state), large))
     else:
         if numeric:
+            # Missing-value flags help supervised models but distort distances between rows in clustering.
+            flags = task != "clustering"
             transformers.append(
-                ("num", make_pipeline(SimpleImputer(strategy="median", add_indicator=True), StandardScaler()), numeric)
+                ("num", make_pipeline(SimpleImputer(strategy="median", add_indicator=flags), StandardScaler()), numeric)
             )
         if dates:
             transformers.append(

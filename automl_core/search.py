@@ -27,6 +27,7 @@ from .scoring import Metric
 
 logger = logging.getLogger(__name__)
 _MIN_TRIAL_SECONDS = 0.05
+_MAX_TRIAL_SHARE = 0.25
 
 
 class Budget:
@@ -176,8 +177,9 @@ class _CountingWriter(io.RawIOBase):
         return True
 
     def write(self, b):
-        self.size += len(b)
-        return len(b)
+        n = memoryview(b).nbytes
+        self.size += n
+        return n
 
 
 def pickled_size(obj) -> int | None:
@@ -271,8 +273,11 @@ class Search:
         return family.cost * reference + prep
 
     # ------------------------------------------------------------------ evaluation
-    def evaluate(self, family: ModelFamily, params: dict, source: str, optuna_trial=None) -> Trial:
-        trial = Trial(trial_id=len(self.trials_) + 1, family=family.name, params=dict(params), source=source)
+    def evaluate(
+        self, family: ModelFamily, params: dict, source: str, optuna_trial=None, trial_id: int | None = None
+    ) -> Trial:
+        trial_id = trial_id if trial_id is not None else len(self.trials_) + 1
+        trial = Trial(trial_id=trial_id, family=family.name, params=dict(params), source=source)
         trial.elapsed = round(self.budget.elapsed(), 2)
         self.trials_.append(trial)
         self.emit("trial_started", "search", f"{family.label}: trying {_short(params)}", trial)
@@ -363,16 +368,23 @@ class Search:
             for entry in self.replay:
                 family = self.families.get(entry["family"])
                 if family is not None:
-                    self.evaluate(family, entry["params"], "replay")
+                    self.evaluate(family, entry["params"], "replay", trial_id=entry.get("trial_id"))
             return self.trials_
         self._portfolio()
         self._optimise()
         return self.trials_
 
     def _room_for(self, family: ModelFamily) -> bool:
+        """Start a trial only if it should finish in the time left, and, once a real model exists,
+        only if it costs at most a quarter of the whole budget (cheap and strong first)."""
         if self.max_trials is not None and len(self.trials_) >= self.max_trials:
             return False
-        return self.estimate_seconds(family) <= self.search_time_left() and self.search_time_left() > _MIN_TRIAL_SECONDS
+        left = self.search_time_left()
+        estimate = self.estimate_seconds(family)
+        if left <= _MIN_TRIAL_SECONDS or estimate > left:
+            return False
+        has_model = any(t.family != "baseline" for t in self.ok_trials())
+        return not has_model or estimate <= _MAX_TRIAL_SHARE * self.budget.seconds
 
     def _portfolio(self) -> None:
         ordered = sorted(self.families.values(), key=lambda f: f.cost)
@@ -414,6 +426,8 @@ class Search:
             return
         self.emit("stage", "optimise", f"tuning {', '.join(candidates)} with Optuna TPE")
         studies = {name: self._study(self.families[name]) for name in candidates}
+        seen: dict[tuple, float] = {}
+        repeats: dict[str, int] = {}
         turn = 0
         stalled = 0
         while stalled < len(candidates):
@@ -431,7 +445,20 @@ class Search:
             study = studies[name]
             optuna_trial = study.ask()
             params = family.space(optuna_trial, self.task, len(self.folds.y))
+            key = (name, repr(sorted(params.items())))
+            if key in seen:
+                # Small spaces repeat themselves: reuse the earlier result instead of refitting.
+                study.tell(optuna_trial, seen[key])
+                repeats[name] = repeats.get(name, 0) + 1
+                if repeats[name] >= 25:
+                    studies.pop(name)
+                    candidates = [c for c in candidates if c != name]
+                    if not studies:
+                        break
+                continue
             trial = self.evaluate(family, params, "optuna", optuna_trial)
+            if trial.status == "ok":
+                seen[key] = self._signed(trial.score)
             if trial.status == "ok":
                 study.tell(optuna_trial, self._signed(trial.score))
             elif trial.status == "pruned":

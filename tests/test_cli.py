@@ -1,0 +1,131 @@
+"""The `automl` command-line contract, end to end in a subprocess."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pandas as pd
+import pytest
+
+from automl_core.cli import ProgressBar, main
+from automl_core.modelfile import load_model_dir
+from automl_core.search import SearchEvent
+from tests.conftest import ROOT, dataset_path
+
+
+def run_cli(*args, env=None, timeout=120):
+    return subprocess.run(
+        [sys.executable, "-m", "automl_core.cli", *map(str, args)],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env=env,
+        timeout=timeout,
+    )
+
+
+@pytest.fixture(scope="module")
+def trained_titanic(tmp_path_factory):
+    out = tmp_path_factory.mktemp("cli") / "model"
+    result = run_cli(
+        "train", dataset_path("titanic", "train"), "--target", "survived", "--time-budget", "8",
+        "--out", out, "--json", "--include", "lightgbm,linear",
+    )
+    assert result.returncode == 0, result.stderr
+    return out, result
+
+
+def test_train_prints_the_json_contract_last(trained_titanic):
+    _, result = trained_titanic
+    summary = json.loads(result.stdout.strip().splitlines()[-1])
+    assert summary["task"] == "binary"
+    assert summary["metric"] == "roc_auc"
+    assert 0.7 < summary["cv_score"] <= 1.0
+    assert summary["best"]
+    assert {"model", "score", "fit_time"} <= set(summary["leaderboard"][0])
+    assert summary["seconds"] < 8 * 1.25 + 3
+    assert "%" in result.stderr  # progress bar on stderr
+
+
+def test_predict_writes_prediction_and_class_probabilities(trained_titanic, tmp_path):
+    out, _ = trained_titanic
+    test = pd.read_csv(dataset_path("titanic", "test"))
+    features = test.drop(columns=["survived"]).assign(extra="ignored")
+    data = tmp_path / "in.csv"
+    features.to_csv(data, index=False)
+    pred = tmp_path / "pred.csv"
+    result = run_cli("predict", out, data, "--out", pred)
+    assert result.returncode == 0, result.stderr
+    frame = pd.read_csv(pred)
+    assert list(frame.columns) == ["prediction", "proba_died", "proba_survived"]
+    assert len(frame) == len(test)
+    assert frame[["proba_died", "proba_survived"]].sum(axis=1).round(6).eq(1).all()
+    assert set(frame.prediction) <= {"died", "survived"}
+
+
+def test_predict_names_missing_columns(trained_titanic, tmp_path):
+    out, _ = trained_titanic
+    data = tmp_path / "in.csv"
+    pd.read_csv(dataset_path("titanic", "test")).drop(columns=["age", "sex"]).to_csv(data, index=False)
+    result = run_cli("predict", out, data, "--out", tmp_path / "p.csv")
+    assert result.returncode == 1
+    assert "missing required columns" in result.stderr and "'sex'" in result.stderr and "'age'" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_tampered_model_file_is_refused(trained_titanic, tmp_path):
+    import shutil
+
+    out, _ = trained_titanic
+    copy = tmp_path / "copy"
+    shutil.copytree(out, copy)
+    with open(copy / "model.joblib", "r+b") as handle:
+        handle.seek(100)
+        handle.write(b"\x00\x01\x02")
+    with pytest.raises(Exception, match="SHA-256"):
+        load_model_dir(copy)
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["train", "nope.csv", "--target", "y"], "does not exist"),
+        (["train", "__DATA__", "--target", "survive"], "Did you mean 'survived'"),
+        (["predict", "__NOT_A_MODEL__", "__DATA__"], "not a model folder"),
+        (["train", "__DATA__", "--target", "survived", "--task", "regression"], "regression needs numbers"),
+    ],
+)
+def test_bad_input_gets_one_clear_line_and_exit_code_1(args, message, tmp_path, capsys):
+    data = str(dataset_path("titanic", "train"))
+    args = [a.replace("__DATA__", data).replace("__NOT_A_MODEL__", str(tmp_path)) for a in args]
+    code = main(args + (["--time-budget", "5"] if args[0] == "train" else []))
+    err = capsys.readouterr().err
+    assert code == 1
+    assert message in err and err.strip().splitlines()[-1].startswith("error: ")
+
+
+def test_clustering_without_a_target(tmp_path, capsys):
+    data = tmp_path / "p.csv"
+    pd.read_csv(dataset_path("penguins", "train")).drop(columns=["species"]).to_csv(data, index=False)
+    code = main(["train", str(data), "--task", "clustering", "--time-budget", "6", "--out", str(tmp_path / "m"),
+                 "--json", "--quiet"])
+    assert code == 0
+    summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert summary["task"] == "clustering"
+    assert main(["predict", str(tmp_path / "m"), str(data), "--out", str(tmp_path / "c.csv")]) == 0
+    clusters = pd.read_csv(tmp_path / "c.csv")["prediction"]
+    assert clusters.nunique() >= 2
+
+
+def test_progress_bar_writes_a_line_per_stage(tmp_path):
+    import io
+
+    stream = io.StringIO()
+    bar = ProgressBar(stream)
+    bar(SearchEvent("stage", "search", 10.0, 1.0, 9.0, "searching"))
+    bar(SearchEvent("trial_finished", "search", 20.0, 2.0, 8.0, "x", 0.8, "lightgbm_1"))
+    bar(SearchEvent("done", "done", 100.0, 10.0, 0.0, "best", 0.9, "lightgbm_1"))
+    text = stream.getvalue()
+    assert "searching" in text and "100.0%" in text and "best 0.9000 (lightgbm_1)" in text

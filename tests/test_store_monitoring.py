@@ -1,0 +1,229 @@
+"""Monitoring: buffered per-process JSONL logs, and the queries upstream charts and drift checks use."""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+
+import pandas as pd
+import pytest
+
+from store import InvalidRequest, NotFound, Store, StoreError
+from store.monitoring import (
+    ACCURACY_COLUMNS,
+    LABELLED_COLUMNS,
+    PREDICTION_COLUMNS,
+    TRAFFIC_COLUMNS,
+    bucket_seconds,
+)
+
+HOUR = 3600.0
+T0 = 1_700_000_000.0 - (1_700_000_000.0 % HOUR)  # an hour boundary
+
+
+@pytest.fixture
+def store(tmp_path) -> Store:
+    return Store(tmp_path / "home")
+
+
+def log_traffic(store: Store) -> None:
+    """Hour 0: 4 champion + 2 challenger requests; hour 1: 2 champion; feedback for some of them."""
+    with store.monitoring.prediction_logger() as predictions, store.monitoring.feedback_logger() as feedback:
+        rows = [
+            ("c0", 0, "champion", "1.0.0", 1, 10),
+            ("c1", 60, "champion", "1.0.0", 0, 20),
+            ("c2", 120, "champion", "1.0.0", 1, 30),
+            ("c3", 180, "champion", "1.0.0", 1, 40),
+            ("x0", 30, "challenger", "1.1.0", 0, 5),
+            ("x1", 90, "challenger", "1.1.0", 1, 7),
+            ("c4", HOUR + 5, "champion", "1.0.0", 0, 50),
+            ("c5", HOUR + 9, "champion", "1.0.0", 1, 60),
+        ]
+        for request_id, offset, variant, version, label, latency in rows:
+            predictions.log(
+                request_id=request_id,
+                model="churn",
+                version=version,
+                variant=variant,
+                inputs={"age": latency, "plan": "basic"},
+                outputs={"prediction": label, "probabilities": {"0": 0.5, "1": 0.5}},
+                latency_ms=float(latency),
+                ts=T0 + offset,
+            )
+        predictions.log(
+            request_id="o0",
+            model="other",
+            version="1.0.0",
+            variant="champion",
+            inputs={"z": 1},
+            outputs={"prediction": 3.5},
+            latency_ms=1.0,
+            ts=T0,
+        )
+        feedback.log(request_id="c0", actual=0, ts=T0 + 500)  # corrected below: the latest feedback wins
+        feedback.log(request_id="c0", actual=1, ts=T0 + 600)
+        feedback.log(request_id="c1", actual=1, ts=T0 + 600)
+        feedback.log(request_id="x0", actual=0, ts=T0 + 600)
+        feedback.log(request_id="x1", actual=0, ts=T0 + 600)
+        feedback.log(request_id="o0", actual=4.0, ts=T0 + 600)
+
+
+def test_queries_on_a_fresh_home_return_empty_frames_with_the_right_columns(store):
+    monitoring = store.monitoring
+    assert list(monitoring.predictions()) == PREDICTION_COLUMNS
+    assert list(monitoring.traffic("churn")) == TRAFFIC_COLUMNS
+    assert list(monitoring.labelled("churn")) == LABELLED_COLUMNS
+    assert list(monitoring.accuracy("churn")) == ACCURACY_COLUMNS
+    assert monitoring.inputs("churn").empty
+    assert monitoring.traffic("churn")["bucket"].dtype == "datetime64[us, UTC]"
+    log_traffic(store)
+    assert monitoring.predictions("nobody").empty
+    assert list(monitoring.traffic("nobody")) == TRAFFIC_COLUMNS
+
+
+def test_each_writer_has_its_own_file_and_nothing_is_written_before_a_flush(store):
+    logger = store.monitoring.prediction_logger(flush_interval=60)
+    other = store.monitoring.prediction_logger(flush_interval=60)
+    assert logger.path != other.path and logger.path.parent == store.root / "monitoring" / "predictions"
+    logger.log(
+        request_id="r1", model="m", version="1.0.0", variant="champion", inputs={}, outputs={}, latency_ms=1.0
+    )
+    assert logger.pending == 1 and not logger.path.exists()
+    logger.flush()
+    assert logger.pending == 0 and len(store.monitoring.predictions("m")) == 1
+    logger.close()
+    other.close()
+    logger.close()  # idempotent
+    with pytest.raises(StoreError, match="is closed"):
+        logger.log(
+            request_id="r2",
+            model="m",
+            version="1.0.0",
+            variant="champion",
+            inputs={},
+            outputs={},
+            latency_ms=1.0,
+        )
+
+
+def test_the_background_thread_flushes_on_time_and_when_the_buffer_fills(store):
+    timed = store.monitoring.feedback_logger(flush_interval=0.05)
+    timed.log(request_id="r1", actual=1)
+    deadline = time.monotonic() + 5
+    while not timed.path.exists() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert timed.path.exists()
+    sized = store.monitoring.feedback_logger(flush_interval=60, max_buffer=3)
+    for i in range(3):
+        sized.log(request_id=f"s{i}", actual=i)
+    deadline = time.monotonic() + 5
+    while sized.pending and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert sized.pending == 0 and len(sized.path.read_text().splitlines()) == 3
+    timed.close()
+    sized.close()
+
+
+def test_predictions_come_back_as_records_with_parsed_inputs_and_outputs(store):
+    log_traffic(store)
+    frame = store.monitoring.predictions("churn")
+    assert len(frame) == 8 and list(frame) == PREDICTION_COLUMNS
+    first = frame.iloc[0]
+    assert (first.request_id, first.inputs, first.prediction) == ("c0", {"age": 10, "plan": "basic"}, 1)
+    assert first.ts == pd.Timestamp(T0, unit="s", tz="UTC")
+    assert len(store.monitoring.predictions()) == 9
+    assert list(store.monitoring.predictions("churn", version="1.1.0").request_id) == ["x0", "x1"]
+    window = store.monitoring.predictions(
+        "churn", since=dt.datetime.fromtimestamp(T0 + HOUR, dt.UTC), until=T0 + HOUR + 6
+    )
+    assert list(window.request_id) == ["c4"]
+
+
+def test_traffic_gives_volume_and_latency_percentiles_per_bucket_and_variant(store):
+    log_traffic(store)
+    frame = store.monitoring.traffic("churn", bucket="1h")
+    rows = {(row.bucket.timestamp() - T0, row.variant): row for row in frame.itertuples()}
+    assert sorted(rows) == [(0.0, "challenger"), (0.0, "champion"), (HOUR, "champion")]
+    champion = rows[(0.0, "champion")]
+    assert (champion.requests, champion.version, champion.latency_mean, champion.latency_p50) == (
+        4,
+        "1.0.0",
+        25.0,
+        25.0,
+    )
+    assert 38.0 < champion.latency_p95 <= champion.latency_p99 <= 40.0
+    assert store.monitoring.traffic("churn", bucket="1d")["requests"].sum() == 8
+
+
+def test_inputs_return_one_column_per_feature_newest_rows_last(store):
+    log_traffic(store)
+    inputs = store.monitoring.inputs("churn", version="1.0.0")
+    assert list(inputs.columns) == ["age", "plan"] and list(inputs.age) == [10, 20, 30, 40, 50, 60]
+    assert list(store.monitoring.inputs("churn", limit=2).age) == [50, 60]
+
+
+def test_feedback_joins_predictions_for_accuracy_over_time(store):
+    log_traffic(store)
+    labelled = store.monitoring.labelled("churn")
+    assert list(labelled.request_id) == ["c0", "x0", "c1", "x1"]
+    assert labelled.set_index("request_id").loc["c0", "actual"] == 1  # the latest feedback wins
+    accuracy = store.monitoring.accuracy("churn", bucket=HOUR)
+    by_variant = accuracy.set_index("variant")
+    assert by_variant.loc["champion", "labelled"] == 2 and by_variant.loc["champion", "accuracy"] == 0.5
+    assert by_variant.loc["challenger", "accuracy"] == 0.5
+    regression = store.monitoring.accuracy("other")
+    assert regression.loc[0, "mae"] == 0.5 and regression.loc[0, "accuracy"] == 0.0
+
+
+def test_a_torn_last_line_from_a_live_writer_is_skipped(store):
+    log_traffic(store)
+    torn = store.root / "monitoring" / "predictions" / "999-0-dead.jsonl"
+    torn.write_text('{"request_id": "t1", "ts": 1700000000.0, "model": "churn", "vers')
+    assert len(store.monitoring.predictions("churn")) == 8
+
+
+def test_reference_distributions_are_stored_per_version(store):
+    store.registry.register("churn", {"m": 1}, input_schema={"age": "numeric"})
+    assert store.monitoring.reference("churn") is None
+    store.monitoring.set_reference("churn@1.0.0", {"age": {"bins": [0, 50, 100], "counts": [3, 7]}})
+    assert store.monitoring.reference("churn")["age"]["counts"] == [3, 7]
+    with pytest.raises(NotFound, match="model 'ghost' not found"):
+        store.monitoring.set_reference("ghost", {})
+    with pytest.raises(InvalidRequest, match="reference must be a dict"):
+        store.monitoring.set_reference("churn", [1, 2])
+
+
+@pytest.mark.parametrize(
+    ("bucket", "seconds"),
+    [
+        (60, 60.0),
+        ("30s", 30.0),
+        ("15min", 900.0),
+        ("1h", 3600.0),
+        ("2d", 172800.0),
+        ("1w", 604800.0),
+        ("1.5h", 5400.0),
+    ],
+)
+def test_bucket_widths_accept_seconds_or_short_text(bucket, seconds):
+    assert bucket_seconds(bucket) == seconds
+
+
+@pytest.mark.parametrize("bucket", ["hourly", "0h", -5, "", None, True])
+def test_bad_bucket_widths_are_refused(bucket):
+    with pytest.raises(InvalidRequest, match="bucket .* is invalid"):
+        bucket_seconds(bucket)
+
+
+def test_an_unknown_variant_is_refused_where_it_is_logged(store):
+    with store.monitoring.prediction_logger() as logger:
+        with pytest.raises(InvalidRequest, match="variant 'canary' is invalid"):
+            logger.log(
+                request_id="r",
+                model="m",
+                version="1.0.0",
+                variant="canary",
+                inputs={},
+                outputs={},
+                latency_ms=1,
+            )
