@@ -1,26 +1,40 @@
 """AutoML analyst workbench engine: intake, problem detection, search, evaluation, jobs and serving.
 
 Pure Python (no Streamlit); the dashboard in `pages/` and the prediction server call into it.
+Names are imported lazily, so `import automl_core.serving` or the CLI start without loading the
+machine-learning libraries until they are needed.
 """
 
-from .automl import AutoML
-from .errors import AutoMLError, BudgetError, Cancelled, DataError, SchemaError, TargetError
-from .intake import TableProfile, profile_table, read_table
-from .problem import ProblemSpec, detect_problem
-from .search import SearchEvent
+from __future__ import annotations
 
-__all__ = [
-    "AutoML",
-    "AutoMLError",
-    "BudgetError",
-    "Cancelled",
-    "DataError",
-    "ProblemSpec",
-    "SchemaError",
-    "SearchEvent",
-    "TableProfile",
-    "TargetError",
-    "detect_problem",
-    "profile_table",
-    "read_table",
-]
+import importlib
+
+_EXPORTS = {
+    "AutoML": ".automl",
+    "AutoMLError": ".errors",
+    "BudgetError": ".errors",
+    "Cancelled": ".errors",
+    "DataError": ".errors",
+    "SchemaError": ".errors",
+    "TargetError": ".errors",
+    "ProblemSpec": ".problem",
+    "detect_problem": ".problem",
+    "SearchEvent": ".search",
+    "TableProfile": ".intake",
+    "profile_table": ".intake",
+    "read_table": ".intake",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str):
+    if name in _EXPORTS:
+        value = getattr(importlib.import_module(_EXPORTS[name], __name__), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'automl_core' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

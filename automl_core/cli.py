@@ -105,6 +105,8 @@ def cmd_train(args) -> int:
     summary = train_summary(automl, source=os.path.basename(args.data))
     if args.out:
         summary["out"] = save_model_dir(automl, args.out, summary)
+    if not args.no_register:
+        summary["reference"] = _register(automl, frame, args)
     summary["seconds"] = round(time.monotonic() - _clock["start"], 2)
     if args.json:
         print(json.dumps(summary, default=str))
@@ -112,6 +114,32 @@ def cmd_train(args) -> int:
         _print_summary(summary)
         print(json.dumps({k: summary[k] for k in ("task", "metric", "cv_score", "best") if k in summary}))
     return EXIT_OK
+
+
+def _register(automl, frame, args) -> str | None:
+    """Add the trained model to the registry of AUTOML_HOME; a failure here does not lose the model."""
+    from .problem import target_values
+    from .registration import default_model_name, register_automl
+
+    try:
+        from store import Store
+
+        features, labels = frame, None
+        if automl.problem_.target is not None:
+            labels_all = target_values(frame, automl.problem_.target, automl.profile_)
+            keep = labels_all.notna().to_numpy()
+            features = frame.loc[keep].drop(columns=[automl.problem_.target]).reset_index(drop=True)
+            labels = labels_all[keep].reset_index(drop=True)
+        with open(args.data, "rb") as handle:
+            raw = handle.read()
+        version = register_automl(
+            Store(), automl, args.name or default_model_name(args.data), frame=features, target_values=labels,
+            data_bytes=raw, source=os.path.basename(args.data),
+        )
+    except Exception as exc:  # noqa: BLE001 - the model folder (if any) is already written
+        sys.stderr.write(f"warning: the model was not registered: {exc}\n")
+        return None
+    return version.ref
 
 
 def _print_summary(summary: dict) -> None:
@@ -124,6 +152,8 @@ def _print_summary(summary: dict) -> None:
         print(f"  {row['model']:<28} {shown:>10}  fit {row.get('fit_time', 0):.3f}s")
     if summary.get("out"):
         print(f"saved to {summary['out']}")
+    if summary.get("reference"):
+        print(f"registered as {summary['reference']}")
 
 
 def cmd_predict(args) -> int:
@@ -133,7 +163,7 @@ def cmd_predict(args) -> int:
     try:
         from .intake import read_table
 
-        model, meta = load_model_dir(args.model)
+        model, meta = _load_for_prediction(args.model)
         frame = read_table(args.data)
         result = predictions_frame(model, meta, frame)
     except AutoMLError as exc:
@@ -144,6 +174,20 @@ def cmd_predict(args) -> int:
     else:
         result.to_csv(sys.stdout, index=False)
     return EXIT_OK
+
+
+def _load_for_prediction(model: str):
+    """A model folder, or a registry reference (NAME, NAME@1.2.0, NAME@alias)."""
+    from .modelfile import load_model_dir
+
+    if os.path.isdir(model):
+        return load_model_dir(model)
+    from store import Store
+
+    store = Store()
+    version = store.registry.get(model)
+    meta = store.registry.get_document(version.ref, "meta") or {"task": version.task}
+    return store.registry.load(version.ref), meta
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -165,13 +209,19 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--out", help="folder to write the model to (model.joblib + model.json)")
     train.add_argument("--json", action="store_true", help="print one JSON object as the last line")
     train.add_argument("--quiet", action="store_true", help="no progress bar")
+    train.add_argument("--name", help="registry name (default: the file's stem)")
+    train.add_argument("--no-register", action="store_true", help="do not add the model to the registry")
     train.set_defaults(func=cmd_train)
 
-    predict = sub.add_parser("predict", help="predict with a saved model folder")
-    predict.add_argument("model", help="model folder written by `automl train --out`")
+    predict = sub.add_parser("predict", help="predict with a saved model folder or a registered model")
+    predict.add_argument("model", help="model folder written by `automl train --out`, or NAME[@version|@alias]")
     predict.add_argument("data", help="CSV or Parquet file with the input columns")
     predict.add_argument("--out", help="CSV file to write (default: standard output)")
     predict.set_defaults(func=cmd_predict)
+
+    from .cli_registry import add_parsers
+
+    add_parsers(sub)
     return parser
 
 
@@ -179,10 +229,21 @@ def main(argv: list[str] | None = None) -> int:
     _start_clock()
     parser = build_parser()
     args = parser.parse_args(argv)
+    from store import StoreError
+
+    from .errors import AutoMLError
+
     try:
         return args.func(args)
     except KeyboardInterrupt:
         return _fail("interrupted", 130)
+    except BrokenPipeError:
+        # The reader went away (for example `| head`); not an error of ours.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return EXIT_OK
+    except (AutoMLError, StoreError) as exc:
+        return _fail(str(exc))
 
 
 if __name__ == "__main__":  # pragma: no cover - exercised through the console script

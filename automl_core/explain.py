@@ -121,13 +121,17 @@ def _check_task(task: str, pipeline: Pipeline, *, allow_clustering: bool = False
     if task not in TASKS:
         raise ValueError(f"unknown task {task!r}; expected one of {', '.join(TASKS)}")
     if task == "clustering" and not allow_clustering:
-        raise ValueError("clustering assigns groups rather than predicting a value; explain it with feature_importance")
+        raise ValueError(
+            "clustering assigns groups rather than predicting a value; explain it with feature_importance"
+        )
     has_proba = hasattr(pipeline, "predict_proba")
     if task in CLASSIFICATION:
         if not has_proba:
             raise ValueError(f"task {task!r} needs a classifier with predict_proba; this pipeline is not one")
         if task == "binary" and len(pipeline.classes_) != 2:
-            raise ValueError(f"task 'binary' but the pipeline knows {len(pipeline.classes_)} classes; use 'multiclass'")
+            raise ValueError(
+                f"task 'binary' but the pipeline knows {len(pipeline.classes_)} classes; use 'multiclass'"
+            )
     elif has_proba:
         raise ValueError(f"task {task!r} does not fit a classifier pipeline; use 'binary' or 'multiclass'")
 
@@ -175,7 +179,11 @@ def _tree_kind(est) -> bool:
 
 
 def _linear_kind(est) -> bool:
-    return type(est).__module__.startswith("sklearn.linear_model") and hasattr(est, "coef_") and hasattr(est, "intercept_")
+    return (
+        type(est).__module__.startswith("sklearn.linear_model")
+        and hasattr(est, "coef_")
+        and hasattr(est, "intercept_")
+    )
 
 
 def _owner_matrix(prep, columns: tuple[str, ...], width: int) -> np.ndarray | None:
@@ -230,7 +238,7 @@ def _model_importance(anatomy: _Anatomy) -> np.ndarray | None:
     if members is None or weights is None:
         return None
     total, weight = np.zeros(len(anatomy.columns)), 0.0
-    for (_, member), w in zip(members, weights):
+    for (_, member), w in zip(members, weights, strict=True):
         steps = member.steps if isinstance(member, Pipeline) else [("model", member)]
         prep = steps[0][1] if len(steps) > 1 else None
         importance = _member_importance(prep, steps[-1][1], anatomy.columns)
@@ -360,7 +368,7 @@ def _average_softmax_jacobian(m0: np.ndarray, delta: np.ndarray) -> np.ndarray:
     k = delta.shape[1]
     jacobian = np.zeros((delta.shape[0], k, k))
     eye = np.eye(k)
-    for ti, wi in zip(t, w):
+    for ti, wi in zip(t, w, strict=True):
         p = _softmax(m0[None, :] + ti * delta)
         jacobian += wi * (p[:, :, None] * eye - p[:, :, None] * p[:, None, :])
     return jacobian
@@ -385,7 +393,11 @@ def _to_output_space(phi: np.ndarray, base: np.ndarray, link: str) -> tuple[np.n
     residual = (_softmax(margin) - p0[None, :]) - values.sum(axis=1)
     spread = np.abs(values)
     total = spread.sum(axis=1, keepdims=True)
-    values = values + np.divide(spread, total, out=np.full_like(spread, 1.0 / phi.shape[1]), where=total > 0) * residual[:, None, :]
+    values = (
+        values
+        + np.divide(spread, total, out=np.full_like(spread, 1.0 / phi.shape[1]), where=total > 0)
+        * residual[:, None, :]
+    )
     return values, p0
 
 
@@ -424,7 +436,9 @@ def _tree_margins(est) -> tuple[Callable[[np.ndarray], np.ndarray], Callable[[],
     return margins, base
 
 
-def _linear_margins(est, Xt_background: np.ndarray) -> tuple[Callable[[np.ndarray], np.ndarray], Callable[[], np.ndarray]]:
+def _linear_margins(
+    est, Xt_background: np.ndarray
+) -> tuple[Callable[[np.ndarray], np.ndarray], Callable[[], np.ndarray]]:
     coef = np.atleast_2d(np.asarray(est.coef_, dtype=float))  # (K, F)
     intercept = np.atleast_1d(np.asarray(est.intercept_, dtype=float))
     mean = Xt_background.mean(axis=0)
@@ -457,7 +471,8 @@ def _fast_path(anatomy: _Anatomy, clean_background: pd.DataFrame, task: str) -> 
     if base.shape[0] != phi.shape[2]:
         return None
     link = _detect_link(base[None, :] + phi.sum(axis=1), _outputs(anatomy.model, Xt, task))
-    if link is None:  # e.g. shap misreads a model's categorical splits: do not report numbers that do not add up
+    if link is None:
+        # e.g. shap misreads a model's categorical splits: never report numbers that do not add up
         return None
     return _FastPath(method, margins, base, owners, link)
 
@@ -571,7 +586,9 @@ class Explainer:
         self._anatomy = anatomy
         self._task = task
         self._random_state = random_state
-        self._background = clean.iloc[_sample_index(len(clean), background_rows, np.random.default_rng(random_state))]
+        self._background = clean.iloc[
+            _sample_index(len(clean), background_rows, np.random.default_rng(random_state))
+        ]
         self._labels, self._target = self._resolve_classes(pipeline, classes, target_class)
         m = len(anatomy.columns)
         self._fast = _fast_path(anatomy, self._background, task)
@@ -640,7 +657,10 @@ class Explainer:
             k = predicted if self._target is None else np.full(n, self._target)
             prediction = pd.Series(self._labels[predicted], index=index, name="prediction")
             explained = pd.Series(self._labels[k], index=index, name="explained_class")
-            by_class = {label: pd.DataFrame(values[:, :, i], index=index, columns=columns) for i, label in enumerate(self._labels)}
+            by_class = {
+                label: pd.DataFrame(values[:, :, i], index=index, columns=columns)
+                for i, label in enumerate(self._labels)
+            }
             class_base = {label: float(base[i]) for i, label in enumerate(self._labels)}
         else:
             k = np.zeros(n, dtype=int)
@@ -688,15 +708,24 @@ def shap_summary(
         }
     )
     importance = (
-        contributions.abs().mean().rename("mean_abs_shap").rename_axis("column").reset_index()
-        .sort_values("mean_abs_shap", ascending=False, kind="stable").reset_index(drop=True)
+        contributions.abs()
+        .mean()
+        .rename("mean_abs_shap")
+        .rename_axis("column")
+        .reset_index()
+        .sort_values("mean_abs_shap", ascending=False, kind="stable")
+        .reset_index(drop=True)
     )
     return ShapSummary(importance, values, explanation.method, explanation.space, n)
 
 
 def _scaled(values: pd.Series) -> pd.Series:
     """A value's rank within its column in [0, 1] (for colour); NaN for labels and text."""
-    if pd.api.types.is_bool_dtype(values) or pd.api.types.is_numeric_dtype(values) or pd.api.types.is_datetime64_any_dtype(values):
+    if (
+        pd.api.types.is_bool_dtype(values)
+        or pd.api.types.is_numeric_dtype(values)
+        or pd.api.types.is_datetime64_any_dtype(values)
+    ):
         ranked = values.rank(pct=True)
         low = ranked.min()
         return (ranked - low) / (1 - low) if low < 1 else ranked * 0 + 0.5
@@ -772,7 +801,9 @@ def local_surrogate(
     )
     order = np.argsort(-np.abs(frame["weight"].to_numpy()), kind="stable")
     frame = frame.iloc[order].reset_index(drop=True)
-    frame.attrs.update(r2=r2, intercept=float(ridge.intercept_), output=float(target[0]), explained_class=explained)
+    frame.attrs.update(
+        r2=r2, intercept=float(ridge.intercept_), output=float(target[0]), explained_class=explained
+    )
     return frame
 
 

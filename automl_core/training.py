@@ -1,0 +1,171 @@
+"""One training run from a request to a registered version: used by jobs, the CLI and the server.
+
+`TrainRequest` holds the settings of a run (they become the version's recipe); `run_training`
+reads the data, fits `AutoML` and registers the result; `reproduce` and `retrain` re-run a
+registered version's recipe on its own stored data or on a new file, as a child version.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from .automl import AutoML
+from .errors import DataError
+from .intake import read_table
+from .problem import target_values
+from .registration import default_model_name, register_automl
+from .search import SearchEvent
+
+REPLAY_BUDGET = 3600.0
+
+
+@dataclass(frozen=True)
+class TrainRequest:
+    """What to train: the data (a path or the file's bytes), the target and the search settings."""
+
+    data: str | bytes = field(repr=False)
+    target: str | None
+    source: str | None = None
+    task: str = "auto"
+    time_budget: float = 60.0
+    metric: str | None = "auto"
+    name: str | None = None
+    cv: str | int = "auto"
+    include: tuple[str, ...] | None = None
+    exclude: tuple[str, ...] | None = None
+    seed: int = 0
+    parent: str | None = None
+    replay: list | None = field(default=None, repr=False)
+    description: str = ""
+
+    @property
+    def source_name(self) -> str:
+        if self.source:
+            return self.source
+        return os.path.basename(self.data) if isinstance(self.data, str) else "uploaded data"
+
+    @property
+    def model_name(self) -> str:
+        return self.name or default_model_name(self.source_name)
+
+    def describe(self) -> dict:
+        """JSON-able settings (the data itself is not included)."""
+        out = {k: v for k, v in asdict(self).items() if k not in ("data", "replay")}
+        out["data"] = self.data if isinstance(self.data, str) else f"<{len(self.data):,} bytes>"
+        out["source"] = self.source_name
+        out["name"] = self.model_name
+        out["include"] = list(self.include) if self.include else None
+        out["exclude"] = list(self.exclude) if self.exclude else None
+        out["replay"] = None if self.replay is None else len(self.replay)
+        return out
+
+
+@dataclass
+class TrainResult:
+    version: object
+    automl: AutoML
+    seconds: float
+
+
+def _data_bytes(data: str | bytes) -> bytes:
+    if isinstance(data, bytes):
+        return data
+    path = Path(data)
+    if not path.is_file():
+        raise DataError(f"file '{data}' does not exist")
+    return path.read_bytes()
+
+
+def run_training(
+    store,
+    request: TrainRequest,
+    *,
+    on_event: Callable[[SearchEvent], None] | None = None,
+    job_id: str | None = None,
+    n_jobs: int | None = None,
+    start_time: float | None = None,
+) -> TrainResult:
+    """Read, fit and register; the budget counts from `start_time` (default: now)."""
+    start = time.monotonic() if start_time is None else start_time
+    raw = _data_bytes(request.data)
+    frame = read_table(raw, name=request.source_name)
+    budget = REPLAY_BUDGET if request.replay is not None else request.time_budget
+    left = budget - (time.monotonic() - start) - min(2.0, 0.03 * budget + 0.3)
+    automl = AutoML(
+        task=request.task,
+        time_budget=max(left, 0.5),
+        metric=request.metric,
+        cv=request.cv,
+        include=list(request.include) if request.include else None,
+        exclude=list(request.exclude) if request.exclude else None,
+        random_state=request.seed,
+        n_jobs=n_jobs,
+        replay=request.replay,
+    )
+    automl.fit(frame, request.target, on_event=on_event)
+    features, labels = frame, None
+    if automl.problem_.target is not None:
+        labels_all = target_values(frame, automl.problem_.target, automl.profile_)
+        keep = labels_all.notna().to_numpy()
+        features = frame.loc[keep].drop(columns=[automl.problem_.target]).reset_index(drop=True)
+        labels = labels_all[keep].reset_index(drop=True)
+    version = register_automl(
+        store,
+        automl,
+        request.model_name,
+        frame=features,
+        target_values=labels,
+        data_bytes=raw,
+        source=request.source_name,
+        job_id=job_id,
+        parent=request.parent,
+        description=request.description,
+    )
+    return TrainResult(version, automl, time.monotonic() - start)
+
+
+def request_from_version(store, ref: str, *, data: str | bytes | None = None, source: str | None = None,
+                         replay: bool = True) -> TrainRequest:
+    """The request that re-runs a version's recipe: on its stored data, or on new data."""
+    version = store.registry.get(ref)
+    settings = dict(version.recipe.get("settings", {}))
+    lineage = version.lineage or {}
+    if data is None:
+        sha = (lineage.get("data") or {}).get("stored_copy_sha256")
+        if not sha:
+            raise DataError(f"{version.ref} has no stored copy of its training data; give a data file to retrain on")
+        data = store.artifacts.load_bytes(sha)
+        source = source or (lineage.get("data") or {}).get("file")
+    return TrainRequest(
+        data=data,
+        target=lineage.get("target"),
+        source=source,
+        task=settings.get("task", "auto") if lineage.get("task") is None else lineage["task"],
+        time_budget=float(settings.get("time_budget") or 60.0),
+        metric=lineage.get("metric") or settings.get("metric"),
+        name=version.name,
+        cv=settings.get("cv", "auto"),
+        include=tuple(settings["include"]) if settings.get("include") else None,
+        exclude=tuple(settings["exclude"]) if settings.get("exclude") else None,
+        seed=int(settings.get("random_state") or 0),
+        parent=version.ref,
+        replay=list(version.recipe.get("trials", [])) if replay else None,
+    )
+
+
+def reproduce(store, ref: str, **kwargs) -> TrainResult:
+    """Re-run a version's recorded trials on its own stored data with the same seed, as a child version."""
+    request = request_from_version(store, ref)
+    request = TrainRequest(**{**asdict(request), "description": f"reproduction of {store.registry.get(ref).ref}"})
+    return run_training(store, request, **kwargs)
+
+
+def retrain(store, ref: str, data: str | bytes, *, source: str | None = None, **kwargs) -> TrainResult:
+    """Run a version's recipe (same settings and trial order) on new data, as a child version."""
+    request = request_from_version(store, ref, data=data, source=source)
+    request = TrainRequest(**{**asdict(request), "description": f"retrained from {store.registry.get(ref).ref}"})
+    return run_training(store, request, **kwargs)
