@@ -57,6 +57,7 @@ class AutoML(BaseEstimator):
     n_jobs : threads per model; None means all cores.
     max_search_rows : above this many rows the search runs on a sample; the winner is refit on all rows.
     replay : a recorded trial list (`recipe_["trials"]`) to re-run exactly instead of searching.
+    ignore_columns : columns never used as features (for example a label kept aside for clustering).
     """
 
     def __init__(
@@ -74,7 +75,9 @@ class AutoML(BaseEstimator):
         random_state: int | None = 0,
         max_search_rows: int = 150_000,
         replay: list[dict] | None = None,
+        ignore_columns: list[str] | None = None,
     ):
+        self.ignore_columns = ignore_columns
         self.task = task
         self.time_budget = time_budget
         self.metric = metric
@@ -109,6 +112,13 @@ class AutoML(BaseEstimator):
         self._on_event = on_event
         self._budget = budget
         frame, target = self._frame_and_target(X, y)
+        if self.ignore_columns:
+            unknown = [c for c in self.ignore_columns if c not in frame.columns]
+            if unknown:
+                raise DataError(f"columns to ignore are not in the data: {', '.join(map(repr, unknown))}")
+            attrs = dict(frame.attrs)
+            frame = frame.drop(columns=[c for c in self.ignore_columns if c != target])
+            frame.attrs.update(attrs)
         self._emit("stage", "profile", "reading the columns")
         self.profile_ = profile or profile_table(frame, target, source=frame.attrs.get("source"))
         self.problem_ = detect_problem(
@@ -220,6 +230,7 @@ class AutoML(BaseEstimator):
             self.task_, len(y_search), self._budget.remaining(), y_search, cv=self.cv, random_state=self.random_state
         )
         splits = self.cv_plan_.splits(y_search, order)
+        self._splits = splits
         self._emit("stage", "search", f"validation: {self.cv_plan_.reason}")
 
         families, skipped = families_for(self.task_, len(y_search), include=self.include, exclude=self.exclude)
@@ -421,19 +432,20 @@ class AutoML(BaseEstimator):
             )
         if plan is not None:
             member_rows = [r for r in rows if r["in_ensemble"]]
+            fold_scores = self._fold_scores(self.oof_)
             rows.insert(
                 0,
                 {
                     "model": f"ensemble_{plan.kind}",
                     "family": "ensemble",
                     "score": plan.score,
-                    "std": None,
+                    "std": float(np.std(fold_scores)) if fold_scores else None,
                     "fit_time": round(sum(r["fit_time"] for r in member_rows), 4),
                     "predict_ms_per_row": round(sum(r["predict_ms_per_row"] for r in member_rows), 5),
                     "size_kb": round(sum(r["size_kb"] or 0 for r in member_rows), 1),
                     "source": "ensemble",
                     "params": {"members": plan.members, "weights": [round(w, 4) for w in plan.weights]},
-                    "fold_scores": [],
+                    "fold_scores": fold_scores,
                     "in_ensemble": False,
                 },
             )
@@ -441,6 +453,13 @@ class AutoML(BaseEstimator):
         frame.insert(0, "rank", range(1, len(frame) + 1))
         frame["chosen"] = frame["rank"] == 1
         return frame
+
+    def _fold_scores(self, oof) -> list[float]:
+        """Per-fold scores of out-of-fold predictions, on the search's own folds (for significance tests)."""
+        metric = self.metric_object_
+        classes = tuple(self.classes_) if self.classes_ is not None else ()
+        y = self._search.folds.y
+        return [float(metric(y[val], np.asarray(oof)[val], classes)) for _, val in self._splits]
 
     def _recipe(self, trials: list[Trial]) -> dict:
         return {
@@ -455,6 +474,7 @@ class AutoML(BaseEstimator):
                 "time_column": self.time_column,
                 "random_state": self.random_state,
                 "max_search_rows": self.max_search_rows,
+                "ignore_columns": self.ignore_columns,
             },
             # The trials that produced a score, in order, with their ids: replaying them reproduces the leaderboard.
             "trials": [

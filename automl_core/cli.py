@@ -219,9 +219,17 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("--out", help="CSV file to write (default: standard output)")
     predict.set_defaults(func=cmd_predict)
 
+    from .cli_eval import add_parsers as add_eval_parsers
     from .cli_registry import add_parsers
 
     add_parsers(sub)
+    add_eval_parsers(sub)
+    try:
+        from .serving.cli import add_parser as add_serve_parser
+    except ImportError:  # the server package is optional for the training CLI
+        add_serve_parser = None
+    if add_serve_parser is not None:
+        add_serve_parser(sub)
     return parser
 
 

@@ -146,7 +146,7 @@ def register_automl(
         "search": _plain([t.to_dict() if hasattr(t, "to_dict") else t for t in automl.trials_]),
     }
     metrics = {"cv": {k: v for k, v in assessment.get("metrics", {}).items() if isinstance(v, (int, float))}}
-    return store.registry.register(
+    version = store.registry.register(
         name,
         automl.best_estimator_,
         input_schema=structural_schema(automl),
@@ -162,6 +162,14 @@ def register_automl(
         job_id=job_id,
         documents=documents,
     )
+    if frame is not None:
+        from .monitoring import training_reference
+
+        try:
+            store.monitoring.set_reference(version.ref, training_reference(automl.best_estimator_, frame))
+        except Exception:  # noqa: BLE001 - drift monitoring is optional; the version is registered
+            pass
+    return version
 
 
 def default_model_name(source: str | None) -> str:

@@ -41,6 +41,7 @@ class TrainRequest:
     parent: str | None = None
     replay: list | None = field(default=None, repr=False)
     description: str = ""
+    ignore_columns: tuple[str, ...] | None = None
 
     @property
     def source_name(self) -> str:
@@ -61,6 +62,7 @@ class TrainRequest:
         out["include"] = list(self.include) if self.include else None
         out["exclude"] = list(self.exclude) if self.exclude else None
         out["replay"] = None if self.replay is None else len(self.replay)
+        out["ignore_columns"] = list(self.ignore_columns) if self.ignore_columns else None
         return out
 
 
@@ -105,6 +107,7 @@ def run_training(
         random_state=request.seed,
         n_jobs=n_jobs,
         replay=request.replay,
+        ignore_columns=list(request.ignore_columns) if request.ignore_columns else None,
     )
     automl.fit(frame, request.target, on_event=on_event)
     features, labels = frame, None
@@ -154,6 +157,7 @@ def request_from_version(store, ref: str, *, data: str | bytes | None = None, so
         seed=int(settings.get("random_state") or 0),
         parent=version.ref,
         replay=list(version.recipe.get("trials", [])) if replay else None,
+        ignore_columns=tuple(settings["ignore_columns"]) if settings.get("ignore_columns") else None,
     )
 
 

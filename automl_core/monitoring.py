@@ -1,0 +1,171 @@
+"""Watching a model in production: traffic, drift per feature over time, accuracy per variant.
+
+The prediction server logs every request (store.monitoring); actual outcomes are posted back
+as feedback. This module turns those logs into tables: traffic and latency per time bucket,
+the population stability index of each feature against the training data per bucket, accuracy
+(or error) per variant over time, and a proposal to promote the challenger of an A/B test when it
+is significantly better on labelled traffic.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from .drift import psi_from_profile, reference_profile
+
+MIN_ROWS_FOR_DRIFT = 20
+MIN_LABELS_FOR_PROPOSAL = 30
+CLASSIFICATION = ("binary", "multiclass")
+
+
+@dataclass
+class MonitoringOverview:
+    """Everything the monitoring page shows for one model name."""
+
+    name: str
+    task: str | None
+    traffic: pd.DataFrame
+    drift: pd.DataFrame
+    drift_latest: pd.DataFrame
+    performance: pd.DataFrame
+    proposal: dict | None
+    notes: list[str] = field(default_factory=list)
+
+
+def training_reference(pipeline, features: pd.DataFrame) -> dict:
+    """The reference distribution of each input column (as the model reads it), for drift checks."""
+    typed = pipeline.named_steps["clean"].transform(features)
+    return reference_profile(typed)
+
+
+def _bucket(ts: pd.Series, bucket: str) -> pd.Series:
+    return pd.to_datetime(ts, utc=True).dt.floor(bucket)
+
+
+def _inputs_frame(values: pd.Series) -> pd.DataFrame:
+    records = [json.loads(v) if isinstance(v, str) else (v or {}) for v in values]
+    return pd.DataFrame.from_records(records)
+
+
+def drift_over_time(store, name: str, *, bucket: str = "1h", version: str | None = None) -> pd.DataFrame:
+    """PSI of every input column against its training reference, per time bucket (and version)."""
+    columns = ["bucket", "version", "column", "kind", "psi", "level", "rows"]
+    logs = store.monitoring.predictions(name, version=version)
+    if logs.empty:
+        return pd.DataFrame(columns=columns)
+    logs = logs[logs["variant"] != "shadow"]
+    out = []
+    cleaners: dict[str, object] = {}
+    for (when, ver), group in logs.groupby([_bucket(logs["ts"], bucket), "version"]):
+        if len(group) < MIN_ROWS_FOR_DRIFT:
+            continue
+        ref = f"{name}@{ver}"
+        reference = store.monitoring.reference(ref)
+        if not reference:
+            continue
+        if ref not in cleaners:
+            cleaners[ref] = store.registry.load(ref).named_steps["clean"]
+        cleaner = cleaners[ref]
+        raw = _inputs_frame(group["inputs"])
+        present = [c for c in cleaner.input_columns_ if c in raw.columns]
+        if len(present) < len(cleaner.input_columns_):
+            raw = raw.reindex(columns=cleaner.input_columns_)
+        try:
+            typed = cleaner.transform(raw)
+        except Exception:  # noqa: BLE001 - malformed logged rows are skipped, not fatal for a report
+            continue
+        table = psi_from_profile(reference, typed)
+        for row in table.to_dict(orient="records"):
+            out.append({"bucket": when, "version": ver, "column": row["column"], "kind": row["kind"],
+                        "psi": row["psi"], "level": row["level"], "rows": len(group)})
+    return pd.DataFrame(out, columns=columns)
+
+
+def _performance_rows(labelled: pd.DataFrame, task: str, bucket: str) -> pd.DataFrame:
+    columns = ["bucket", "variant", "version", "labelled", "metric", "value"]
+    if labelled.empty:
+        return pd.DataFrame(columns=columns)
+    frame = labelled.copy()
+    frame["bucket"] = _bucket(frame["ts"], bucket)
+    rows = []
+    for (when, variant, ver), group in frame.groupby(["bucket", "variant", "version"]):
+        if task in CLASSIFICATION:
+            value = float(np.mean([str(p) == str(a) for p, a in zip(group["prediction"], group["actual"])]))
+            metric = "accuracy"
+        else:
+            err = pd.to_numeric(group["prediction"], errors="coerce") - pd.to_numeric(group["actual"], errors="coerce")
+            value = float(np.sqrt(np.nanmean(err.to_numpy(dtype=float) ** 2)))
+            metric = "rmse"
+        rows.append({"bucket": when, "variant": variant, "version": ver, "labelled": len(group),
+                     "metric": metric, "value": value})
+    return pd.DataFrame(rows, columns=columns)
+
+
+def promotion_proposal(store, name: str, labelled: pd.DataFrame, task: str | None) -> dict | None:
+    """Whether the challenger of an A/B (or shadow) test is significantly better on labelled traffic."""
+    from scipy import stats
+
+    deployment = store.registry.deployment(name)
+    if deployment is None or deployment.challenger is None or labelled.empty or task is None:
+        return None
+    champion = store.registry.get(deployment.champion).version
+    challenger = store.registry.get(deployment.challenger)
+    a = labelled[labelled["version"] == champion]
+    b = labelled[labelled["version"] == challenger.version]
+    base = {"champion": f"{name}@{champion}", "challenger": challenger.ref, "champion_labelled": len(a),
+            "challenger_labelled": len(b), "promote": False, "p_value": None}
+    if min(len(a), len(b)) < MIN_LABELS_FOR_PROPOSAL:
+        need = MIN_LABELS_FOR_PROPOSAL - min(len(a), len(b))
+        return {**base, "message": f"not enough labelled traffic yet: {need} more outcomes needed per variant"}
+    if task in CLASSIFICATION:
+        hits_a = np.array([str(p) == str(t) for p, t in zip(a["prediction"], a["actual"])], dtype=float)
+        hits_b = np.array([str(p) == str(t) for p, t in zip(b["prediction"], b["actual"])], dtype=float)
+        table = [[hits_b.sum(), len(hits_b) - hits_b.sum()], [hits_a.sum(), len(hits_a) - hits_a.sum()]]
+        p_value = float(stats.chi2_contingency(table)[1]) if min(min(r) for r in table) > 0 else float(
+            stats.fisher_exact(table)[1]
+        )
+        better = hits_b.mean() > hits_a.mean()
+        shown = f"accuracy {hits_b.mean():.3f} vs {hits_a.mean():.3f}"
+    else:
+        err_a = np.abs(pd.to_numeric(a["prediction"]) - pd.to_numeric(a["actual"])).to_numpy(dtype=float)
+        err_b = np.abs(pd.to_numeric(b["prediction"]) - pd.to_numeric(b["actual"])).to_numpy(dtype=float)
+        p_value = float(stats.mannwhitneyu(err_b, err_a, alternative="two-sided").pvalue)
+        better = np.median(err_b) < np.median(err_a)
+        shown = f"median absolute error {np.median(err_b):.4g} vs {np.median(err_a):.4g}"
+    promote = bool(better and p_value < 0.05)
+    verdict = (
+        f"promote {challenger.ref}: it is significantly better ({shown}, p={p_value:.3g})"
+        if promote
+        else f"keep {name}@{champion}: the challenger is not significantly better ({shown}, p={p_value:.3g})"
+    )
+    return {**base, "promote": promote, "p_value": p_value, "message": verdict}
+
+
+def monitoring_overview(store, name: str, *, bucket: str = "1h") -> MonitoringOverview:
+    """Traffic, drift, performance and the promotion proposal of one model name."""
+    notes = []
+    try:
+        task = store.registry.get(name).task
+    except Exception:  # noqa: BLE001 - a model deleted while its logs remain still shows its traffic
+        task = None
+        notes.append(f"'{name}' is not in the registry any more")
+    traffic = store.monitoring.traffic(name, bucket=bucket)
+    drift = drift_over_time(store, name, bucket=bucket)
+    if drift.empty:
+        latest = drift
+        if not traffic.empty:
+            notes.append(f"drift needs at least {MIN_ROWS_FOR_DRIFT} requests in a time bucket")
+    else:
+        last = drift["bucket"].max()
+        latest = drift[drift["bucket"] == last].sort_values("psi", ascending=False).reset_index(drop=True)
+    labelled = store.monitoring.labelled(name)
+    performance = _performance_rows(labelled, task, bucket) if task else pd.DataFrame()
+    if labelled.empty and not traffic.empty:
+        notes.append("no outcomes posted back yet: POST /api/v1/feedback with request_id and actual")
+    proposal = promotion_proposal(store, name, labelled, task)
+    return MonitoringOverview(name, task, traffic, drift, latest, performance, proposal, notes)
+
