@@ -20,7 +20,7 @@ from sklearn.utils.validation import check_is_fitted
 
 from .clustering import ClusterModel, search_clusterings
 from .ensemble import WeightedEnsemble, choose_ensemble
-from .errors import BudgetError, DataError, TargetError
+from .errors import AutoMLError, BudgetError, DataError, TargetError
 from .forecasting import TimeFeatures
 from .intake import TableProfile, profile_table
 from .models import FAMILIES, FamilyModel, families_for
@@ -272,6 +272,7 @@ class AutoML(BaseEstimator):
         plan = self._choose_ensemble(ranked, y_search, classes) if self.ensemble else None
         self._emit("stage", "refit", "refitting the chosen model on all rows")
         self.best_estimator_, members = self._refit(cleaner, X_clean, y_values, ranked, plan, build_prep)
+        self._refit_context = (cleaner, X_clean, y_values, ranked, build_prep)
         self.ensemble_ = plan
         self.trials_ = trials
         self.recipe_ = self._recipe(trials)
@@ -483,6 +484,23 @@ class AutoML(BaseEstimator):
                 if t.status == "ok"
             ],
         }
+
+    def refit_model(self, name: str) -> Pipeline:
+        """Refit one leaderboard model (by its name, e.g. "lightgbm_4") on all rows, as a full pipeline.
+
+        Lets a person deploy a faster or smaller model than the winner, and lets benchmarks check
+        how well the search picked (the winner's test score against the others').
+        """
+        check_is_fitted(self, "best_estimator_")
+        context = getattr(self, "_refit_context", None)
+        if context is None:
+            raise AutoMLError("refit_model needs a supervised model fitted in this process")
+        cleaner, X_clean, y, ranked, build_prep = context
+        names = [t.name for t in ranked]
+        if name not in names:
+            raise AutoMLError(f"no model named {name!r} in the leaderboard; choose one of {', '.join(names[:10])}")
+        pipeline, _ = self._refit(cleaner, X_clean, y, [t for t in ranked if t.name == name], None, build_prep)
+        return pipeline
 
     # ------------------------------------------------------------------ clustering
     def _fit_clustering(self, X: pd.DataFrame) -> None:

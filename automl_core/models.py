@@ -475,6 +475,12 @@ class FamilyModel(BaseEstimator):
             warnings.simplefilter("ignore")
             if deadline is not None and self.family in ("random_forest", "extra_trees"):
                 _fit_forest_in_chunks(estimator, X, target, deadline)
+            elif self.family == "hist_gb":
+                # HistGradientBoosting takes every core through OpenMP; keep it to this model's share.
+                from threadpoolctl import threadpool_limits
+
+                with threadpool_limits(limits=self.n_jobs, user_api="openmp"):
+                    estimator.fit(X, target, **fit_kwargs)
             else:
                 estimator.fit(X, target, **fit_kwargs)
         if self.family == "xgboost":

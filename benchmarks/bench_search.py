@@ -1,0 +1,137 @@
+"""Search quality: our test scores against the peers, at 60 s and 10 s, and how well we pick.
+
+Runs from the project root (about 30 minutes on 2 cores):
+
+    uv run python benchmarks/bench_search.py [--budgets 60,10] [--only titanic,wine] [--skip-selection]
+
+1. For each budget, the shared scorer (`../shared/bench/score.py`) drives the `automl` command-line
+   contract exactly as it is graded and prints our scores beside FLAML, AutoGluon and the defaults.
+2. Selection accuracy (at the first budget): for each supervised dataset, the engine is fitted
+   through the Python API with the same budget, then the five best distinct leaderboard models
+   are refit on all training rows and scored on the test split; the pick is "right" when its test
+   score is within 1% of the best of them.
+Results go to benchmarks/results/search.md (and the raw CSVs beside it).
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = ROOT.parent / "shared"
+BENCH = SHARED / "bench"
+SPLITS = SHARED / "datasets" / "splits"
+RESULTS = ROOT / "benchmarks" / "results"
+
+
+def machine() -> str:
+    load = os.getloadavg()[0]
+    return f"{os.cpu_count()} cores, Python {platform.python_version()}, load average {load:.1f} at start"
+
+
+def run_scorer(budget: int, only: str) -> tuple[str, Path]:
+    out = RESULTS / f"dev_scores_{budget}s.csv"
+    cmd = [sys.executable, str(BENCH / "score.py"), "--budget", str(budget), "--cmd", "uv run automl", "--out", str(out)]
+    if only:
+        cmd += ["--only", only]
+    env = {**os.environ, "AUTOML_HOME": str(RESULTS / ".bench-home")}
+    done = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, env=env)
+    return done.stdout + done.stderr, out
+
+
+def selection(budget: int, only: str) -> list[dict]:
+    sys.path.insert(0, str(BENCH))
+    import bench_common as bc
+
+    from automl_core import AutoML, read_table
+    from automl_core.intake import profile_table
+    from automl_core.modelfile import predictions_frame
+    from automl_core.problem import target_values
+
+    manifest = bc.load_manifest(str(SPLITS))
+    rows = []
+    for entry in manifest["datasets"]:
+        if entry["task"] == "clustering" or (only and entry["name"] not in only.split(",")):
+            continue
+        start = time.monotonic()
+        train = read_table(SPLITS / entry["train_file"])
+        model = AutoML(time_budget=budget - 3, random_state=0).fit(train, entry["target"])
+        fit_seconds = time.monotonic() - start
+        test = read_table(SPLITS / entry["test_file"])
+        truth = bc.read_split(str(SPLITS), entry, "test")[entry["target"]]
+        features = test.drop(columns=[entry["target"]])
+        meta = {"task": model.task_, "classes": None if model.classes_ is None else list(map(str, model.classes_))}
+        train_classes = None
+        if entry["task"] in bc.CLASSIFICATION:
+            train_classes = [str(c) for c in model.classes_]
+
+        def test_score(pipeline) -> float:
+            pred = predictions_frame(pipeline, meta, features)
+            return bc.score(entry, truth, pred, train_classes)[entry["metric"]]
+
+        chosen = test_score(model.best_estimator_)
+        board = model.leaderboard_
+        singles = [r for r in board.to_dict(orient="records") if r["family"] not in ("ensemble", "baseline")]
+        seen, candidates = set(), []
+        for r in singles:
+            if r["family"] in seen:
+                continue
+            seen.add(r["family"])
+            candidates.append(r["model"])
+            if len(candidates) == 5:
+                break
+        scores = {name: test_score(model.refit_model(name)) for name in candidates}
+        scores["chosen"] = chosen
+        higher = bc.HIGHER_IS_BETTER[entry["metric"]]
+        best = max(scores.values()) if higher else min(scores.values())
+        gap = (best - chosen) / abs(best) if higher else (chosen - best) / abs(best)
+        rows.append({
+            "dataset": entry["name"], "metric": entry["metric"], "chosen_model": model.best_model_name_,
+            "chosen_test": round(chosen, 5), "best_in_leaderboard": round(best, 5),
+            "gap_pct": round(100 * gap, 2), "within_1pct": gap <= 0.01, "fit_seconds": round(fit_seconds, 1),
+            "scores": {k: round(v, 5) for k, v in scores.items()},
+        })
+        print(json.dumps(rows[-1]), flush=True)
+    return rows
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--budgets", default="60,10")
+    ap.add_argument("--only", default="")
+    ap.add_argument("--skip-selection", action="store_true")
+    args = ap.parse_args()
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    budgets = [int(b) for b in args.budgets.split(",")]
+    lines = [f"# Search benchmark, {dt.date.today().isoformat()}", "", f"Machine: {machine()}.", ""]
+    for budget in budgets:
+        text, _ = run_scorer(budget, args.only)
+        print(text, flush=True)
+        lines += [f"## Scorer at {budget} s (`uv run python ../shared/bench/score.py --budget {budget} "
+                  '--cmd "uv run automl"`)', "", "```", text.strip(), "```", ""]
+    if not args.skip_selection:
+        rows = selection(budgets[0], args.only)
+        hits = sum(r["within_1pct"] for r in rows)
+        lines += [f"## Selection accuracy at {budgets[0]} s", "",
+                  f"The chosen model is within 1% of the best of the top five distinct leaderboard models (refit on "
+                  f"all training rows, scored on the test split) on **{hits} of {len(rows)}** supervised datasets.", "",
+                  "| dataset | metric | chosen | chosen test | best in leaderboard | gap % | within 1% |",
+                  "|---|---|---|---|---|---|---|"]
+        lines += [f"| {r['dataset']} | {r['metric']} | {r['chosen_model'][:40]} | {r['chosen_test']} | "
+                  f"{r['best_in_leaderboard']} | {r['gap_pct']} | {'yes' if r['within_1pct'] else 'no'} |" for r in rows]
+        (RESULTS / "selection.json").write_text(json.dumps(rows, indent=1))
+    (RESULTS / "search.md").write_text("\n".join(lines) + "\n")
+    print(f"wrote {RESULTS / 'search.md'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
