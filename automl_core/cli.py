@@ -55,14 +55,12 @@ def _fail(message: str, code: int = EXIT_ERROR) -> int:
     return code
 
 
-_clock = {"start": _PROCESS_START, "first_call": True}
+_clock = {"start": _PROCESS_START}
 
 
-def _start_clock() -> None:
-    """The budget starts at process start for the console script, at the call for later calls."""
-    if not _clock["first_call"]:
-        _clock["start"] = time.monotonic()
-    _clock["first_call"] = False
+def _start_clock(from_process_start: bool) -> None:
+    """The budget counts from process start for the console script, from the call when called from Python."""
+    _clock["start"] = _PROCESS_START if from_process_start else time.monotonic()
 
 
 def _budget_left(total: float) -> float:
@@ -234,7 +232,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    _start_clock()
+    _start_clock(from_process_start=argv is None)
     parser = build_parser()
     args = parser.parse_args(argv)
     from store import StoreError

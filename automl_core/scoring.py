@@ -53,6 +53,8 @@ def _roc_auc(y, proba, classes):
     present = [i for i, c in enumerate(classes) if np.any(_as_objects(y) == c)]
     sub = proba[:, present]
     sub = sub / np.clip(sub.sum(axis=1, keepdims=True), _EPS, None)
+    if len(present) == 2:  # only two classes in this sample: a binary AUC between them
+        return skm.roc_auc_score(_as_objects(y) == classes[present[1]], sub[:, 1])
     return skm.roc_auc_score(_as_objects(y), sub, multi_class="ovr", labels=[classes[i] for i in present])
 
 
