@@ -70,6 +70,7 @@ class ColumnProfile:
     n_unique: int
     examples: list[str] = field(default_factory=list)
     stats: dict = field(default_factory=dict)
+    spec: ColumnSpec | None = field(default=None, repr=False)
 
 
 @dataclass
@@ -95,7 +96,7 @@ class TableProfile:
 
     @property
     def specs(self) -> dict[str, ColumnSpec]:
-        return {c.name: c.stats["_spec"] for c in self.columns}
+        return {c.name: c.spec for c in self.columns}
 
     def to_frame(self) -> pd.DataFrame:
         """A table for display: one row per column."""
@@ -117,17 +118,14 @@ class TableProfile:
     def to_dict(self) -> dict:
         out = {k: v for k, v in asdict(self).items() if k != "columns"}
         out["columns"] = [
-            {**{k: v for k, v in asdict(c).items() if k != "stats"}, "stats": _public_stats(c.stats)}
+            {
+                **{k: v for k, v in asdict(c).items() if k not in ("stats", "spec")},
+                "stats": c.stats,
+                "spec": c.spec.to_dict() if c.spec else None,
+            }
             for c in self.columns
         ]
         return out
-
-
-def _public_stats(stats: dict) -> dict:
-    out = {k: v for k, v in stats.items() if not k.startswith("_")}
-    if "_spec" in stats:
-        out["spec"] = stats["_spec"].to_dict()
-    return out
 
 
 # --------------------------------------------------------------------------- reading
@@ -428,7 +426,6 @@ def profile_table(frame: pd.DataFrame, target: str | None = None, *, source: str
             role, reason = "excluded", f"{missing:.0%} missing: too few values to learn from"
         examples = [str(v) for v in series.dropna().astype(str).unique()[:3]]
         stats = _column_stats(typed, spec.kind)
-        stats["_spec"] = spec
         columns.append(
             ColumnProfile(
                 name=str(name),
@@ -440,6 +437,7 @@ def profile_table(frame: pd.DataFrame, target: str | None = None, *, source: str
                 n_unique=n_unique,
                 examples=examples,
                 stats=stats,
+                spec=spec,
             )
         )
         if role == "excluded":
@@ -458,7 +456,7 @@ def profile_table(frame: pd.DataFrame, target: str | None = None, *, source: str
         warnings.append(f"{empty} completely empty rows were dropped.")
     unlabeled = 0
     if target is not None:
-        target_spec = next(c for c in columns if c.name == target).stats["_spec"]
+        target_spec = next(c for c in columns if c.name == target).spec
         unlabeled = int(typed_column(frame[target], target_spec).isna().sum())
         if unlabeled:
             warnings.append(f"{unlabeled} rows have no value for the target '{target}': they are dropped, never scored.")
