@@ -149,7 +149,6 @@ def assess(automl) -> dict:
     """Out-of-fold assessment of the chosen model (for clustering: quality of the clusters)."""
     task = automl.task_
     if task == "clustering":
-        pipeline = automl.best_estimator_
         return {"task": task, "clusters": _records(ev.cluster_sizes(automl.labels_)), "metrics": {}}
     y, output = _covered(automl)
     n_features = len(automl.input_schema_)

@@ -111,6 +111,7 @@ class AutoML(BaseEstimator):
         budget = Budget(float(self.time_budget), start=start_time)
         self._on_event = on_event
         self._budget = budget
+        self.task_ = self.metric_ = None
         frame, target = self._frame_and_target(X, y)
         if self.ignore_columns:
             unknown = [c for c in self.ignore_columns if c not in frame.columns]
@@ -181,8 +182,17 @@ class AutoML(BaseEstimator):
                 best_score=getattr(best_trial, "score", None),
                 best_model=getattr(best_trial, "name", None),
                 trial=trial,
+                metric=getattr(self, "metric_", None),
+                greater_is_better=self._greater_is_better(),
             )
         )
+
+    def _greater_is_better(self) -> bool | None:
+        if getattr(self, "task_", None) is None or getattr(self, "metric_", None) is None:
+            return None
+        if self.task_ == "clustering":
+            return True
+        return get_metric(self.task_, self.metric_).greater_is_better
 
     # ------------------------------------------------------------------ supervised
     def _prep_builder(self, kinds: dict[str, str]):

@@ -156,7 +156,7 @@ def _print_summary(summary: dict) -> None:
 
 def cmd_predict(args) -> int:
     from .errors import AutoMLError
-    from .modelfile import load_model_dir, predictions_frame
+    from .modelfile import predictions_frame
 
     try:
         from .intake import read_table

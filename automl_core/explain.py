@@ -43,7 +43,8 @@ TASKS = ("binary", "multiclass", "regression", "timeseries", "clustering")
 CLASSIFICATION = ("binary", "multiclass")
 BACKGROUND_ROWS = 50
 MAX_EVALS = 500  # model calls (coalitions) per explained row on the model-agnostic path
-AGNOSTIC_SUMMARY_ROWS = 200  # a model-agnostic summary explains at most this many rows
+AGNOSTIC_SUMMARY_ROWS = 100  # a model-agnostic summary explains at most this many rows...
+AGNOSTIC_SUMMARY_BACKGROUND = 25  # ...against this many background rows (global averages tolerate the noise)
 _BATCH_ROWS = 200_000  # model rows per prediction call on the model-agnostic path
 _LIME_WIDTH = 0.75  # LIME's default kernel width, as a share of sqrt(number of columns)
 
@@ -262,7 +263,9 @@ def feature_importance(
 
     Permutation importance runs on the whole pipeline over raw columns, so it means the same for
     every model, ensembles included: how much the score (the task's metric, higher is better)
-    drops when a column's values are shuffled. `importance_model` is the model's own importance
+    drops when a column's values are shuffled. The raw rows are cleaned once and the cleaned values
+    shuffled: the same result as shuffling raw values (the cleaner reads each cell on its own),
+    without re-parsing every column for every shuffle. `importance_model` is the model's own importance
     (gain, impurity, |coef|) summed over a column's pieces and normalised to sum to 1, NaN where the
     model has none; for ensembles the weight-averaged importances of the members that have one.
     `y` is the target (values aligned with X, or the name of a column of X); for clustering it is
@@ -290,15 +293,14 @@ def feature_importance(
         X, y = X[labelled], y[labelled]
     rng = np.random.default_rng(random_state)
     index = _sample_index(len(X), max_rows, rng)
-    anatomy.cleaner.transform(X.iloc[:1])  # missing columns raise SchemaError here
-    X_sample = X.iloc[index][list(anatomy.columns)].reset_index(drop=True)
+    X_sample = anatomy.cleaner.transform(X.iloc[index]).reset_index(drop=True)  # SchemaError if columns miss
     if len(X_sample) == 0:
         raise ValueError("X has no rows with a target value")
 
     if task == "clustering":
         from sklearn.metrics import adjusted_rand_score
 
-        y_sample = np.asarray(pipeline.predict(X_sample))
+        y_sample = np.asarray(anatomy.rest.predict(X_sample))
 
         def scorer(estimator, X_part, y_part):
             return adjusted_rand_score(y_part, estimator.predict(X_part))
@@ -317,7 +319,7 @@ def feature_importance(
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         result = permutation_importance(
-            pipeline, X_sample, y_sample, scoring=scorer, n_repeats=n_repeats, random_state=random_state
+            anatomy.rest, X_sample, y_sample, scoring=scorer, n_repeats=n_repeats, random_state=random_state
         )
     own = _model_importance(anatomy)
     frame = pd.DataFrame(
@@ -504,7 +506,9 @@ def _coalition_values(
     for start in range(0, n, chunk):
         part = rows[start : start + chunk]
         coded = np.where(masks[None, :, None, :], part[:, None, None, :], background[None, None, :, :])
-        output = _outputs(rest, _decode(coded.reshape(-1, len(columns)), uniques, columns), task)
+        # Where the row and a background row agree, different coalitions give the same input: predict it once.
+        distinct, inverse = np.unique(coded.reshape(-1, len(columns)), axis=0, return_inverse=True)
+        output = _outputs(rest, _decode(distinct, uniques, columns), task)[inverse.ravel()]
         out.append(output.reshape(len(part), q, b, -1).mean(axis=2))
     return np.concatenate(out)
 
@@ -561,7 +565,14 @@ class Explainer:
     classes : names for the probability columns, in the pipeline's `classes_` order (default: `classes_`).
     target_class : the class whose probability to explain (default: binary the second class,
         multiclass each row's predicted class).
-    background_rows, max_evals : sample size and model calls per row of the model-agnostic path.
+    background_rows, max_evals : sample size and model calls per row of the model-agnostic path
+        (exact Shapley values when 2 ** columns <= max_evals, permutation sampling otherwise).
+
+    Attributes
+    ----------
+    method : "tree", "linear" (fast paths), "exact" or "permutation" (model-agnostic).
+    space : "probability" or "prediction", the units of every contribution.
+    columns : the original input columns, in the order contributions are reported.
     """
 
     def __init__(
@@ -578,17 +589,20 @@ class Explainer:
     ):
         anatomy = _anatomy(pipeline)
         _check_task(task, pipeline)
-        clean = anatomy.cleaner.transform(background)
-        if len(clean) == 0:
-            raise ValueError("background has no rows; pass a sample of the training data")
         if background_rows < 1:
             raise ValueError(f"background_rows must be at least 1, got {background_rows}")
+        if not isinstance(background, pd.DataFrame):
+            raise TypeError(
+                f"background must be a pandas DataFrame of raw rows, got {type(background).__name__}"
+            )
+        # Only the sampled rows are cleaned; missing columns raise SchemaError here.
+        sample = _sample_index(len(background), background_rows, np.random.default_rng(random_state))
+        self._background = anatomy.cleaner.transform(background.iloc[sample])
+        if len(self._background) == 0:
+            raise ValueError("background has no rows; pass a sample of the training data")
         self._anatomy = anatomy
         self._task = task
         self._random_state = random_state
-        self._background = clean.iloc[
-            _sample_index(len(clean), background_rows, np.random.default_rng(random_state))
-        ]
         self._labels, self._target = self._resolve_classes(pipeline, classes, target_class)
         m = len(anatomy.columns)
         self._fast = _fast_path(anatomy, self._background, task)
@@ -599,6 +613,10 @@ class Explainer:
 
     def _resolve_classes(self, pipeline, classes, target_class):
         if self._task not in CLASSIFICATION:
+            if target_class is not None or (classes is not None and len(classes) > 0):
+                raise ValueError(
+                    f"classes and target_class apply to classification, not to a {self._task} task"
+                )
             return None, None
         known = np.asarray(pipeline.classes_, dtype=object)
         labels = known if classes is None else np.asarray(list(classes), dtype=object)
@@ -685,14 +703,20 @@ def shap_summary(
 ) -> ShapSummary:
     """Mean |contribution| per original column and the per-cell values for a beeswarm chart.
 
-    Uses the fast tree or linear path where the model allows (up to `max_rows` rows); the
-    model-agnostic path costs hundreds of model calls per row, so it explains at most
-    `AGNOSTIC_SUMMARY_ROWS` rows. The background is a sample of X itself.
+    Uses the fast tree or linear path where the model allows (up to `max_rows` rows). The
+    model-agnostic path costs hundreds of model calls per row, so there it explains at most
+    `AGNOSTIC_SUMMARY_ROWS` rows against `AGNOSTIC_SUMMARY_BACKGROUND` background rows: a global
+    average tolerates the extra noise. The background is a sample of X itself.
     """
     if max_rows < 1:
         raise ValueError(f"max_rows must be at least 1, got {max_rows}")
     explainer = Explainer(pipeline, X, task, random_state=random_state)
-    limit = max_rows if explainer.method in ("tree", "linear") else min(max_rows, AGNOSTIC_SUMMARY_ROWS)
+    limit = max_rows
+    if explainer.method not in ("tree", "linear"):
+        limit = min(max_rows, AGNOSTIC_SUMMARY_ROWS)
+        explainer = Explainer(
+            pipeline, X, task, background_rows=AGNOSTIC_SUMMARY_BACKGROUND, random_state=random_state
+        )
     rows = X.iloc[_sample_index(len(X), limit, np.random.default_rng(random_state))]
     explanation = explainer.explain(rows)
     contributions, features = explanation.contributions, explanation.feature_values
@@ -750,7 +774,8 @@ def local_surrogate(
     weighted by LIME's kernel on the share of columns kept, gives each column's local weight: how
     much the explained output (same space as `Explainer`) moves because the row has its own value
     there. `surrogate_r2` (repeated on every line) says how well the linear surrogate fits; trust
-    the weights less when it is low. Deterministic given `random_state`.
+    the weights less when it is low. `attrs` also hold r2, intercept, output (the row's own explained
+    output) and explained_class. Deterministic given `random_state`.
     """
     from sklearn.linear_model import Ridge
 
@@ -761,8 +786,10 @@ def local_surrogate(
     clean_row = anatomy.cleaner.transform(row)
     if len(clean_row) != 1:
         raise ValueError(f"row must hold exactly one row, got {len(clean_row)}")
-    clean_background = anatomy.cleaner.transform(background)
-    if len(clean_background) == 0:
+    if not isinstance(background, pd.DataFrame):
+        raise TypeError(f"background must be a pandas DataFrame of raw rows, got {type(background).__name__}")
+    anatomy.cleaner.transform(background.iloc[:0])  # missing columns raise SchemaError here
+    if len(background) == 0:
         raise ValueError("background has no rows; pass a sample of the training data")
     columns = anatomy.columns
     m = len(columns)
@@ -770,9 +797,10 @@ def local_surrogate(
     kept = rng.integers(0, m + 1, size=n_samples)
     kept[0] = m  # the row itself anchors the fit
     keep = rng.random((n_samples, m)).argsort(axis=1) < kept[:, None]
-    donors = rng.integers(0, len(clean_background), size=n_samples)
-    (own, pool), uniques = _encode([clean_row, clean_background], columns)
-    samples = np.where(keep, own, pool[donors])
+    donors, donor_of = np.unique(rng.integers(0, len(background), size=n_samples), return_inverse=True)
+    clean_donors = anatomy.cleaner.transform(background.iloc[donors])  # only the rows drawn are cleaned
+    (own, pool), uniques = _encode([clean_row, clean_donors], columns)
+    samples = np.where(keep, own, pool[donor_of])
     indicators = (samples == own).astype(float)  # a donor value equal to the row's own counts as kept
     outputs = _outputs(anatomy.rest, _decode(samples, uniques, columns), task)
     if task in CLASSIFICATION:
@@ -808,6 +836,7 @@ def local_surrogate(
 
 
 __all__ = [
+    "AGNOSTIC_SUMMARY_BACKGROUND",
     "AGNOSTIC_SUMMARY_ROWS",
     "Explainer",
     "Explanation",

@@ -68,7 +68,8 @@ class JobManager:
             record = event.to_dict()
             trial = record.pop("trial", None)
             if trial is not None and event.type == "trial_finished":
-                log.append({"type": "trial", **trial})
+                log.append({"type": "trial", **trial, "metric": event.metric,
+                            "greater_is_better": event.greater_is_better})
             if event.type in ("stage", "done") or now - last[0] >= _PROGRESS_INTERVAL:
                 last[0] = now
                 log.append({**record, "type": "progress", "event": event.type})

@@ -12,7 +12,6 @@ from __future__ import annotations
 import platform
 import subprocess
 from pathlib import Path
-from typing import Any
 
 from .assessment import _plain, assess, assess_clustering, find_caveats
 from .modelfile import library_versions

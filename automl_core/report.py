@@ -25,20 +25,13 @@ def ensure_importance(store, ref: str, *, max_rows: int = 2000) -> list[dict] | 
     if cached is not None:
         return cached
     version = registry.get(ref)
-    meta = registry.get_document(ref, "meta") or {}
     sha = ((version.lineage or {}).get("data") or {}).get("stored_copy_sha256")
     if not sha or version.task == "clustering":
         return None
     from .explain import feature_importance
-    from .intake import profile_table, read_table
-    from .problem import target_values
+    from .training import training_data
 
-    frame = read_table(store.artifacts.load_bytes(sha), name=(version.lineage.get("data") or {}).get("file"))
-    target = meta.get("target")
-    y = target_values(frame, target, profile_table(frame[[target]], target))
-    keep = y.notna().to_numpy()
-    X = frame.loc[keep].drop(columns=[target]).reset_index(drop=True)
-    y = y[keep].reset_index(drop=True)
+    X, y = training_data(store, version.ref)
     table = feature_importance(registry.load(ref), X, y, task=version.task, max_rows=max_rows)
     records = _plain(table.to_dict(orient="records"))
     registry.put_document(ref, "importance", records)
@@ -63,7 +56,7 @@ def version_report(store, ref: str, *, with_importance: bool = True) -> dict:
     profile = docs.get("profile") or {}
     return _plain({
         "title": f"Validation report: {version.ref}",
-        "generated_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "generated_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "model": {
             "ref": version.ref,
             "task": version.task,

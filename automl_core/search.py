@@ -110,6 +110,8 @@ class SearchEvent:
     best_score: float | None = None
     best_model: str | None = None
     trial: dict | None = None
+    metric: str | None = None
+    greater_is_better: bool | None = None
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -241,6 +243,8 @@ class Search:
             best_score=None if best is None else best.score,
             best_model=None if best is None else best.name,
             trial=None if trial is None else trial.to_dict(),
+            metric=self.metric.name,
+            greater_is_better=self.metric.greater_is_better,
         )
         self.on_event(event)
 

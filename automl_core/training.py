@@ -10,12 +10,14 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
+
+import pandas as pd
 
 from .automl import AutoML
 from .errors import DataError
-from .intake import read_table
+from .intake import profile_table, read_table
 from .problem import target_values
 from .registration import default_model_name, register_automl
 from .search import SearchEvent
@@ -161,15 +163,38 @@ def request_from_version(store, ref: str, *, data: str | bytes | None = None, so
     )
 
 
+def reproduce_request(store, ref: str) -> TrainRequest:
+    """The request that re-runs a version's recorded trials on its own stored data (for a job)."""
+    request = request_from_version(store, ref)
+    return replace(request, description=f"reproduction of {request.parent}")
+
+
+def retrain_request(store, ref: str, data: str | bytes, *, source: str | None = None) -> TrainRequest:
+    """The request that runs a version's recipe on new data, as a child version (for a job)."""
+    request = request_from_version(store, ref, data=data, source=source)
+    return replace(request, description=f"retrained from {request.parent}")
+
+
 def reproduce(store, ref: str, **kwargs) -> TrainResult:
     """Re-run a version's recorded trials on its own stored data with the same seed, as a child version."""
-    request = request_from_version(store, ref)
-    request = TrainRequest(**{**asdict(request), "description": f"reproduction of {store.registry.get(ref).ref}"})
-    return run_training(store, request, **kwargs)
+    return run_training(store, reproduce_request(store, ref), **kwargs)
 
 
 def retrain(store, ref: str, data: str | bytes, *, source: str | None = None, **kwargs) -> TrainResult:
     """Run a version's recipe (same settings and trial order) on new data, as a child version."""
-    request = request_from_version(store, ref, data=data, source=source)
-    request = TrainRequest(**{**asdict(request), "description": f"retrained from {store.registry.get(ref).ref}"})
-    return run_training(store, request, **kwargs)
+    return run_training(store, retrain_request(store, ref, data, source=source), **kwargs)
+
+
+def training_data(store, ref: str) -> tuple[pd.DataFrame, pd.Series | None]:
+    """A version's labelled training rows (features as read, target values) from its stored copy.
+
+    Raises `DataError` when the version has no stored copy (for example an imported model).
+    """
+    request = request_from_version(store, ref, replay=False)
+    frame = read_table(request.data, name=request.source)
+    target = request.target
+    if not target or target not in frame.columns:
+        return frame, None
+    labels = target_values(frame, target, profile_table(frame[[target]], target))
+    keep = labels.notna().to_numpy()
+    return frame.loc[keep].drop(columns=[target]).reset_index(drop=True), labels[keep].reset_index(drop=True)

@@ -52,9 +52,7 @@ def selection(budget: int, only: str) -> list[dict]:
     import bench_common as bc
 
     from automl_core import AutoML, read_table
-    from automl_core.intake import profile_table
     from automl_core.modelfile import predictions_frame
-    from automl_core.problem import target_values
 
     manifest = bc.load_manifest(str(SPLITS))
     rows = []
@@ -73,9 +71,9 @@ def selection(budget: int, only: str) -> list[dict]:
         if entry["task"] in bc.CLASSIFICATION:
             train_classes = [str(c) for c in model.classes_]
 
-        def test_score(pipeline) -> float:
+        def test_score(pipeline, meta=meta, features=features, entry=entry, truth=truth, known=train_classes):
             pred = predictions_frame(pipeline, meta, features)
-            return bc.score(entry, truth, pred, train_classes)[entry["metric"]]
+            return bc.score(entry, truth, pred, known)[entry["metric"]]
 
         chosen = test_score(model.best_estimator_)
         board = model.leaderboard_

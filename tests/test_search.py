@@ -90,7 +90,9 @@ def test_progress_events_cover_stages_trials_and_the_end(titanic_frame):
 
 
 def test_a_callback_can_cancel_the_search(titanic_frame):
-    def cancel_after_two(event, seen=[]):
+    seen = []
+
+    def cancel_after_two(event):
         if event.type == "trial_finished":
             seen.append(event)
             if len(seen) >= 2:

@@ -1,0 +1,38 @@
+"""The prediction server: a framework-free core behind a standard-library HTTP adapter.
+
+- `payloads`: the request formats (`inputs`, `dataframe_records`, `dataframe_split`, `instances`).
+- `validation`: rows checked against a model's input schema and read the way training read them.
+- `fastpath`: the compiled single-row path (no DataFrame), equal to the pipeline's outputs.
+- `core`: `PredictionService`, reference -> model, A/B and shadow deployments, prediction logs.
+- `management`: models, training jobs, metrics, importance, explanations, comparisons.
+- `api`: `Api.handle(Request) -> Response`, routes, auth and errors; testable without sockets.
+- `server`: `make_server` / `serve`, the `ThreadingHTTPServer` adapter.
+- `cli`: `add_parser(subparsers)` registers `automl serve`.
+
+Importing this package loads neither pandas nor scikit-learn; they load with the first model.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+_EXPORTS = {
+    "Api": ".api",
+    "Request": ".api",
+    "Response": ".api",
+    "ApiError": ".errors",
+    "PredictionService": ".core",
+    "make_server": ".server",
+    "serve": ".server",
+    "add_parser": ".cli",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str):
+    if name in _EXPORTS:
+        value = getattr(importlib.import_module(_EXPORTS[name], __name__), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'automl_core.serving' has no attribute {name!r}")

@@ -1,0 +1,105 @@
+"""Batch predict: upload a file, get its predictions as a table and a CSV download."""
+
+import hashlib
+import io
+
+import pandas as pd
+import streamlit as st
+
+from automl_core.errors import SchemaError
+from automl_core.modelfile import predictions_frame
+from automl_core.serving.errors import ApiError
+from pages import ui
+
+ui.init_state()
+st.title("Batch predict")
+
+version = ui.pick_version("batch")
+if version is None:
+    ui.no_models_guard()
+home = ui.home()
+docs = ui.documents(home, version.id, version.ref)
+meta = docs.get("meta") or {}
+inputs = meta.get("input_columns") or []
+st.caption(
+    f"{version.ref} needs these columns: "
+    + ", ".join(f"`{c}`" for c in inputs)
+    + ". Extra columns are ignored; the target may be present."
+)
+
+upload = st.file_uploader(
+    "A CSV or Parquet file with the rows to predict",
+    type=["csv", "tsv", "txt", "parquet"],
+    key="batch_upload",
+)
+if upload is None:
+    st.info("Upload a file to predict its rows.")
+    st.stop()
+
+data = upload.getvalue()
+warnings: list[str] = []
+try:
+    frame = ui.read_table(hashlib.sha256(data).hexdigest(), upload.name, data)
+    pipe = ui.pipeline(home, version.artifact.sha256, version.ref)
+    with st.spinner(f"Predicting {len(frame):,} rows…"):
+        if data[:4] == b"PAR1":
+            predictions = predictions_frame(pipe, meta, frame)
+        else:  # CSV: exactly the server's batch path (POST /predict/{ref}/batch), checks included
+            *_, warnings, _ignored, _rows, chunks = ui.prediction_service().predict_csv(
+                version.ref, io.BytesIO(data)
+            )
+            predictions = pd.read_csv(
+                io.BytesIO(b"".join(chunks)),
+                dtype={"prediction": str} if meta.get("task") in ("binary", "multiclass") else None,
+            )
+except ApiError as exc:
+    st.error(
+        f"**{upload.name}** does not fit {version.ref} (the server would answer {exc.status}): {exc.message}",
+        icon=":material/error:",
+    )
+    if exc.details:
+        st.dataframe(pd.DataFrame(exc.details), hide_index=True, key="batch_errors")
+    st.stop()
+except SchemaError as exc:
+    st.error(f"**{upload.name}** does not fit {version.ref}: {exc}", icon=":material/error:")
+    if exc.details:
+        st.dataframe(pd.DataFrame(exc.details), hide_index=True, key="batch_errors")
+    st.stop()
+except ui.USER_ERRORS as exc:
+    st.error(f"**{upload.name}** cannot be used: {exc}", icon=":material/error:")
+    st.stop()
+
+st.success(
+    f"Predicted {len(predictions):,} rows of **{upload.name}** with {version.ref}.", icon=":material/check:"
+)
+for warning in warnings:
+    st.warning(warning)
+result = pd.concat([predictions, frame.reset_index(drop=True)], axis=1)
+st.dataframe(result.head(1000), hide_index=True, key="batch_result")
+st.download_button(
+    "Download predictions (CSV)",
+    result.to_csv(index=False).encode(),
+    file_name=f"predictions-{upload.name}".removesuffix(".parquet").removesuffix(".csv") + ".csv",
+    mime="text/csv",
+    key="batch_download",
+    icon=":material/download:",
+)
+
+target = meta.get("target")
+if target and target in frame.columns:
+    from automl_core.assessment import assess_on_data
+
+    st.subheader(f"Scored against `{target}` in the file")
+    try:
+        scored = assess_on_data(pipe, meta, frame, target)
+    except ui.USER_ERRORS as exc:
+        st.warning(f"Could not score the file: {exc}")
+    else:
+        metrics = scored.get("metrics") or {}
+        table = pd.DataFrame({"metric": list(metrics), "value": list(metrics.values())})
+        st.dataframe(
+            table,
+            hide_index=True,
+            key="batch_metrics",
+            column_config={"value": st.column_config.NumberColumn(format="%.4f")},
+        )
