@@ -29,6 +29,10 @@ _EXPORTS = {
     "TableProfile": ".intake",
     "profile_table": ".intake",
     "read_table": ".intake",
+    "Explainer": ".explain",
+    "feature_importance": ".explain",
+    "shap_summary": ".explain",
+    "local_surrogate": ".explain",
 }
 
 __all__ = sorted(_EXPORTS)

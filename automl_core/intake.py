@@ -394,7 +394,10 @@ def typed_column(series: pd.Series, spec: ColumnSpec) -> pd.Series:
     from .parsing import parse_booleans, parse_dates
 
     if spec.kind == "numeric":
-        return parse_numbers(series, spec.number_rule) if spec.number_rule else series.astype("float64")
+        if spec.number_rule is not None or not pd.api.types.is_numeric_dtype(series):
+            # Text in a column trained on clean numbers (a blank, "n/a") is read like the training data.
+            return parse_numbers(series, spec.number_rule or NumberRule(thousands=""))
+        return series.astype("float64")
     if spec.kind == "boolean":
         return parse_booleans(series)
     if spec.kind == "datetime":

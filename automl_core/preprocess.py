@@ -289,9 +289,12 @@ def build_preprocessor(
 
 def _target_encoder(target_type: str, random_state: int | None) -> Pipeline:
     """Target encoding for many labels; missing labels are a label of their own."""
+    from sklearn.model_selection import KFold, StratifiedKFold
+
+    folds = KFold if target_type == "continuous" else StratifiedKFold
     return make_pipeline(
         SimpleImputer(strategy="constant", fill_value="__missing__"),
-        TargetEncoder(target_type=target_type, random_state=random_state),
+        TargetEncoder(target_type=target_type, cv=folds(5, shuffle=True, random_state=random_state)),
     )
 
 
