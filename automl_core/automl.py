@@ -610,7 +610,6 @@ class AutoML(BaseEstimator):
             ],
             "skipped_families": self.skipped_families_,
             "fit_seconds": round(self.fit_seconds_, 2),
-            "artifact_kb": None,
         }
 
 

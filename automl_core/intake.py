@@ -189,7 +189,10 @@ def _duckdb_read_csv(path: str, encoding: str, all_varchar: bool) -> pd.DataFram
     con = duckdb.connect()
     try:
         relation = con.read_csv(path, **options)
-        as_text = {name: "VARCHAR" for name, kind in zip(relation.columns, relation.types) if str(kind) == "BOOLEAN"}
+        # Booleans and dates are re-read as text: labels stay as written, and the date format is
+        # learned from the text so new files are read the same way (day-first stays day-first).
+        textual = ("BOOLEAN", "DATE", "TIMESTAMP", "TIME", "TIMESTAMP WITH TIME ZONE")
+        as_text = {name: "VARCHAR" for name, kind in zip(relation.columns, relation.types) if str(kind) in textual}
         if as_text:
             relation = con.read_csv(path, **options, dtype=as_text)
         return relation.df()

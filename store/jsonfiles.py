@@ -49,7 +49,10 @@ def dumps(obj: Any, *, canonical: bool = False) -> str:
     """Strict JSON text of `obj`; `canonical=True` sorts keys and drops spaces so equal data hash equally."""
     if canonical:
         return json.dumps(to_jsonable(obj), sort_keys=True, separators=(",", ":"), allow_nan=False)
-    return json.dumps(to_jsonable(obj), allow_nan=False)
+    try:  # plain data (most log records) needs no conversion pass: about twice as fast
+        return json.dumps(obj, allow_nan=False)
+    except (TypeError, ValueError):
+        return json.dumps(to_jsonable(obj), allow_nan=False)
 
 
 def loads(text: str | bytes | None, default: Any = None) -> Any:

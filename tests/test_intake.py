@@ -225,3 +225,17 @@ def test_file_fingerprint_is_the_sha256_of_the_bytes():
 
     path = DATASETS / "wine.csv"
     assert read_table(path).attrs["fingerprint"] == hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def test_day_first_dates_are_read_day_first_at_prediction_time_too(tmp_path):
+    from automl_core.preprocess import TableCleaner
+
+    rows = "\n".join(f"{d:02d}/{m:02d}/2022,{d * m}" for m in range(1, 13) for d in (3, 15, 28))
+    path = tmp_path / "days.csv"
+    path.write_text("when,value\n" + rows + "\n")
+    frame = read_table(path)
+    profile = profile_table(frame)
+    assert profile.specs["when"].date_format == "%d/%m/%Y"
+    cleaner = TableCleaner(specs=profile.specs).fit(frame)
+    new = pd.DataFrame({"when": ["04/01/2022"], "value": ["1"]})
+    assert cleaner.transform(new)["when"].iloc[0] == pd.Timestamp("2022-01-04")

@@ -251,12 +251,18 @@ class Api:
     # ------------------------------------------------------------------------------ dispatch
     def handle(self, request: Request) -> Response:
         """Answer one request; never raises."""
+        self.service.begin()
         try:
-            return self._dispatch(request)
+            response = self._dispatch(request)
+            if response.streamed:
+                response.body = self.service.track(response.body)
+            return response
         except ApiError as error:
             return error_response(error)
         except Exception as exc:  # noqa: BLE001 - the server answers 500 and keeps serving
             return self._internal_error(exc)
+        finally:
+            self.service.end()
 
     def _internal_error(self, exc: Exception) -> Response:
         mapped = _known_error(exc)
@@ -417,10 +423,8 @@ class Api:
         from .playground import playground_page
 
         details = self.management.model_details(model_id)
-        token = None
-        if self.token is not None:
-            token = self.token
-        page = playground_page(model_id, details, token=token)
+        # the caller proved it holds the token; the page's script needs it to call the API
+        page = playground_page(model_id, details, token=self.token)
         return Response(
             200,
             page.encode(),
@@ -428,6 +432,7 @@ class Api:
             {
                 "Content-Security-Policy": "default-src 'self'; style-src 'unsafe-inline'; script-src 'unsafe-inline'",
                 "Referrer-Policy": "no-referrer",
+                "Cache-Control": "no-store",
             },
         )
 
@@ -525,7 +530,7 @@ def _encode_rows(model_id: str, result) -> Iterator[bytes]:
     """A batch answer as JSON, encoded chunk by chunk."""
     import numpy as np
 
-    from .core import CHUNK_ROWS, plain
+    from .core import CHUNK_ROWS
 
     head: dict[str, Any] = {
         "model": model_id,
@@ -541,20 +546,25 @@ def _encode_rows(model_id: str, result) -> Iterator[bytes]:
     yield encode(head)[:-1] + b',"predictions":['
     predictions = result.predictions
     for lo in range(0, len(predictions), CHUNK_ROWS):
-        part = predictions[lo : lo + CHUNK_ROWS]
-        values = (
-            part.tolist()
-            if isinstance(part, np.ndarray) and part.dtype.kind != "O"
-            else [plain(v) for v in part]
-        )
+        values = predictions[lo : lo + CHUNK_ROWS].tolist()  # labels are plain Python values already
+        if predictions.dtype.kind == "f":
+            values = [None if v != v else v for v in values]
         yield (b"," if lo else b"") + encode(values)[1:-1]
     if result.probabilities is not None:
         yield b'],"probabilities":['
-        names = result.class_names
+        # one row as text: {"class": p, ...}; %r of a float is what json.dumps writes for it
+        template = (
+            "{" + ",".join(json.dumps(name).replace("%", "%%") + ":%r" for name in result.class_names) + "}"
+        )
         proba = result.probabilities
+        names = result.class_names
         for lo in range(0, len(proba), CHUNK_ROWS):
-            rows = [dict(zip(names, row, strict=True)) for row in proba[lo : lo + CHUNK_ROWS].tolist()]
-            yield (b"," if lo else b"") + encode(rows)[1:-1]
+            part = proba[lo : lo + CHUNK_ROWS]
+            if np.isfinite(part).all():
+                text = ",".join(template % tuple(row) for row in part.tolist()).encode()
+            else:  # never expected from a classifier; strict JSON (null) all the same
+                text = encode([dict(zip(names, row, strict=True)) for row in part.tolist()])[1:-1]
+            yield (b"," if lo else b"") + text
     yield b"]}"
 
 

@@ -13,8 +13,10 @@ share of requests in the background, logging its answer. `loans@1.2.0` or `loans
 pin one version and bypass the deployment.
 
 Every prediction is logged for monitoring (inputs as read, outputs, version, variant, latency,
-request id) by a background thread into the store's buffered JSONL writer, so the request path
-only queues a closure.
+request id; batch row i as `<request id>-<i>`) into the store's buffered JSONL writer. The request
+path only queues a closure: one background thread builds the records and writes them in batches,
+and it waits while requests are in flight (at most a quarter second), because in one Python
+process any work competes with the requests for the interpreter.
 """
 
 from __future__ import annotations
@@ -41,6 +43,14 @@ logger = logging.getLogger(__name__)
 
 CLASSIFICATION = ("binary", "multiclass")
 CHUNK_ROWS = 5000
+LOG_FLUSH_SECONDS = 1.0  # buffered log records reach the disk within about a second
+LOG_FLUSH_RECORDS = 20_000
+# The store's writer would flush on its own thread past this many records (or every 30 s); the
+# service flushes it itself, from the background thread, when no request is in flight.
+LOG_MAX_BUFFER = 200_000
+LOG_SAFETY_FLUSH_SECONDS = 30.0
+# A CSV body up to this many rows is read once; a larger one twice (checked first, then predicted).
+KEEP_CSV_ROWS = 20_000
 DEFAULT_MAX_MODELS = 16
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
 
@@ -92,6 +102,18 @@ class LoadedModel:
             labels = np.asarray(self.classes, dtype=object)
             return labels[np.argmax(proba, axis=1)], proba
         return np.asarray(self.rest.predict(frame)), None
+
+    def outputs_for_typed(self, typed):
+        """(predictions, probabilities or None) for a `TypedFrame`: compiled batch path, else the pipeline."""
+        if self.fast is None:
+            return self.outputs_for_frame(typed.frame)
+        import numpy as np
+
+        output = self.fast.outputs_batch(typed.columns, len(typed))
+        if self.task in CLASSIFICATION:
+            labels = np.asarray(self.classes, dtype=object)
+            return labels[np.argmax(output, axis=1)], output
+        return output, None
 
     def predict_typed_row(self, values: dict) -> tuple[Any, Any]:
         """(prediction, probabilities or None) for one typed row: fast path, else a one-row frame."""
@@ -184,10 +206,29 @@ class ModelCache:
 
 # --------------------------------------------------------------------------- background work
 class Background:
-    """One daemon thread running queued closures (logging, shadow predictions); drops when full."""
+    """One daemon thread running queued closures (log records, shadow predictions) when requests are idle.
 
-    def __init__(self, maxsize: int = 2048):
+    The server is one Python process, so background work competes with requests for the interpreter.
+    A job therefore waits (at most `max_delay` seconds) until no request is in flight, unless the
+    queue is half full; `on_tick` runs whenever the queue empties and at least every `tick` seconds
+    (the service writes its buffered log records there). A full queue drops the job and counts it.
+    """
+
+    def __init__(
+        self,
+        maxsize: int = 2048,
+        *,
+        idle: threading.Event | None = None,
+        max_delay: float = 0.25,
+        tick: float = 1.0,
+        on_tick: Callable[[], None] | None = None,
+    ):
         self._queue: queue.Queue = queue.Queue(maxsize)
+        self.maxsize = maxsize
+        self.idle = idle
+        self.max_delay = max_delay
+        self.tick = tick
+        self.on_tick = on_tick
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
         self.dropped = 0
@@ -209,18 +250,39 @@ class Background:
                     self._thread = threading.Thread(target=self._run, name="serving-background", daemon=True)
                     self._thread.start()
 
+    def wait_for_idle(self) -> None:
+        """Let in-flight requests finish first (bounded by `max_delay`, skipped when the queue fills up)."""
+        if self.idle is not None and self._queue.qsize() < self.maxsize // 2:
+            self.idle.wait(self.max_delay)
+
     def _run(self) -> None:
         while True:
-            job = self._queue.get()
+            try:
+                job = self._queue.get(timeout=self.tick)
+            except queue.Empty:
+                self._run_tick()
+                continue
             try:
                 if job is None:
                     return
+                self.wait_for_idle()
                 job()
             except Exception:  # noqa: BLE001 - background work must never stop the thread
                 self.failed += 1
                 logger.exception("background job failed")
             finally:
                 self._queue.task_done()
+            if self._queue.empty():
+                self._run_tick()
+
+    def _run_tick(self) -> None:
+        if self.on_tick is None:
+            return
+        try:
+            self.on_tick()
+        except Exception:  # noqa: BLE001 - a failed flush is retried at the next tick
+            self.failed += 1
+            logger.exception("background tick failed")
 
     def wait(self) -> None:
         """Block until everything queued so far has run."""
@@ -276,13 +338,39 @@ class PredictionService:
         self.routing = store.routing()
         self.models = ModelCache(store.artifacts, max_models=max_models, fast=fast_path)
         self.log_predictions = log_predictions
-        self.background = Background()
+        self._in_flight = 0
+        self._in_flight_lock = threading.Lock()
+        self.idle = threading.Event()
+        self.idle.set()
+        self._last_flush = time.monotonic()
+        self.background = Background(idle=self.idle, on_tick=self._flush_if_due)
         self._random = random.Random(seed)
         self._loggers_lock = threading.Lock()
         self._prediction_logger = None
         self._feedback_logger = None
         self.started = time.time()
         self.counters = {"predictions": 0, "rows": 0, "shadow_failures": 0}
+
+    # ------------------------------------------------------------------------------ in-flight requests
+    def begin(self) -> None:
+        """A request started (background work waits for requests to finish)."""
+        with self._in_flight_lock:
+            self._in_flight += 1
+            self.idle.clear()
+
+    def end(self) -> None:
+        with self._in_flight_lock:
+            self._in_flight = max(0, self._in_flight - 1)
+            if self._in_flight == 0:
+                self.idle.set()
+
+    def track(self, chunks):
+        """A streamed body that counts as in flight until it is fully sent (or abandoned)."""
+        self.begin()
+        try:
+            yield from chunks
+        finally:
+            self.end()
 
     # ------------------------------------------------------------------------------ routing
     def route(self, ref: str, key: str | None = None) -> Route:
@@ -438,14 +526,14 @@ class PredictionService:
         typed = loaded.schema.type_frame(frame)
         request_id = new_request_id(request_id)
         predictions, probabilities = [], []
-        for lo in range(0, len(typed.frame), CHUNK_ROWS):
-            part = typed.frame.iloc[lo : lo + CHUNK_ROWS]
-            labels, proba = loaded.outputs_for_frame(part)
+        for lo in range(0, len(typed), CHUNK_ROWS):
+            part = typed.slice(lo, lo + CHUNK_ROWS)
+            labels, proba = loaded.outputs_for_typed(part)
             predictions.append(labels)
             if proba is not None:
                 probabilities.append(proba)
             self._log_chunk(
-                route, route.variant or "champion", request_id, lo, typed, part, labels, proba, loaded, start
+                route, route.variant or "champion", request_id, lo, part, labels, proba, loaded, start
             )
         result = RowsResult(
             route=route,
@@ -457,7 +545,7 @@ class PredictionService:
             ignored=typed.ignored,
         )
         self.counters["predictions"] += 1
-        self.counters["rows"] += len(typed.frame)
+        self.counters["rows"] += len(typed)
         if route.shadow is not None:
             self.background.submit(lambda: self._shadow_frame(route, frame, request_id))
         return result
@@ -465,9 +553,10 @@ class PredictionService:
     def predict_csv(self, ref: str, source, *, key: str | None = None, request_id: str | None = None):
         """(route, model, request id, warnings, iterator of CSV chunks) for a CSV body.
 
-        `source` is a seekable binary file. Every row is read and checked first (a 422 names the
-        first bad cells, before anything is sent); then the rows are read again chunk by chunk,
-        predicted and written, so memory stays bounded by one chunk whatever the number of rows.
+        `source` is a seekable binary file. Every row is read and checked first, so a 422 names the
+        first bad cells before anything is sent. A body of up to `KEEP_CSV_ROWS` rows is then
+        predicted from that reading; a larger one is read again chunk by chunk, predicted and
+        written, so memory stays bounded by a chunk whatever the number of rows.
         """
         from .validation import batch_warnings
 
@@ -478,6 +567,7 @@ class PredictionService:
         unseen: dict[str, tuple[int, str]] = {}
         ignored: list[str] = []
         n_rows = 0
+        kept: list | None = []  # typed chunks of a small body, so it is read only once
         for offset, chunk in _csv_chunks(source):
             typed = loaded.schema.type_frame(chunk, first_row=offset)
             ignored = typed.ignored
@@ -485,37 +575,36 @@ class PredictionService:
                 seen = unseen.get(name)
                 unseen[name] = (count + (seen[0] if seen else 0), seen[1] if seen else example)
             n_rows += len(chunk)
+            if kept is not None:
+                kept.append((offset, chunk, typed))
+                if n_rows > KEEP_CSV_ROWS:
+                    kept = None
         if n_rows == 0:
             raise invalid_input("the CSV body has a header but no rows; send at least one row to predict")
         warnings = batch_warnings(unseen, ignored)
+
+        def chunks():
+            if kept is not None:
+                yield from kept
+                return
+            for offset, chunk in _csv_chunks(source):
+                yield offset, chunk, loaded.schema.type_frame(chunk, first_row=offset)
 
         def generate() -> Iterator[bytes]:
             import io
 
             header = True
-            for offset, chunk in _csv_chunks(source):
-                typed = loaded.schema.type_frame(chunk, first_row=offset)
-                labels, proba = loaded.outputs_for_frame(typed.frame)
-                self._log_chunk(
-                    route,
-                    route.variant or "champion",
-                    request_id,
-                    offset,
-                    typed,
-                    typed.frame,
-                    labels,
-                    proba,
-                    loaded,
-                    start,
-                )
+            for offset, chunk, typed in chunks():
+                labels, proba = loaded.outputs_for_typed(typed)
+                variant = route.variant or "champion"
+                self._log_chunk(route, variant, request_id, offset, typed, labels, proba, loaded, start)
                 if route.shadow is not None:
                     self.background.submit(
                         lambda c=chunk, o=offset: self._shadow_frame(route, c, request_id, o)
                     )
                 out = io.StringIO()
-                _prediction_frame(labels, proba, loaded.class_names).to_csv(
-                    out, index=False, header=header, lineterminator="\n"
-                )
+                frame = _prediction_frame(labels, proba, loaded.class_names)
+                frame.to_csv(out, index=False, header=header, lineterminator="\n")
                 header = False
                 yield out.getvalue().encode()
             self.counters["predictions"] += 1
@@ -523,36 +612,36 @@ class PredictionService:
 
         return route, loaded, request_id, warnings, ignored, n_rows, generate()
 
-    def _log_chunk(
-        self, route, variant, request_id, offset, typed, part, labels, proba, loaded, start
-    ) -> None:
+    def _log_chunk(self, route, variant, request_id, offset, typed, labels, proba, loaded, start) -> None:
+        """Queue the log records of one chunk; they are built in the background thread."""
         if not self.log_predictions:
             return
         latency = (time.perf_counter() - start) * 1000
-        raw_dates = (
-            {name: column.iloc[part.index] for name, column in typed.raw_dates.items()}
-            if typed.raw_dates
-            else {}
-        )
         names = loaded.class_names
 
         def write() -> None:
-            inputs = _logged_records(part, raw_dates)
-            log = self.prediction_logger().log
+            inputs = _logged_records(typed)
+            append = self.prediction_logger().write  # records in the layout of PredictionLogger.log
+            predictions = labels.tolist()
+            if labels.dtype.kind == "f":
+                predictions = [None if v != v else v for v in predictions]
+            probabilities = proba.tolist() if proba is not None else None
+            ts, version, lat = time.time(), route.version.version, round(latency, 4)
             for i, row in enumerate(inputs):
-                outputs = {"prediction": plain(labels[i])}
-                if proba is not None:
-                    outputs["probabilities"] = {
-                        name: float(p) for name, p in zip(names, proba[i], strict=True)
+                outputs = {"prediction": predictions[i]}
+                if probabilities is not None:
+                    outputs["probabilities"] = dict(zip(names, probabilities[i], strict=True))
+                append(
+                    {
+                        "request_id": f"{request_id}-{offset + i}",
+                        "ts": ts,
+                        "model": route.name,
+                        "version": version,
+                        "variant": variant,
+                        "inputs": row,
+                        "outputs": outputs,
+                        "latency_ms": lat,
                     }
-                log(
-                    request_id=f"{request_id}-{offset + i}",
-                    model=route.name,
-                    version=route.version.version,
-                    variant=variant,
-                    inputs=row,
-                    outputs=outputs,
-                    latency_ms=round(latency, 4),
                 )
 
         self.background.submit(write)
@@ -562,23 +651,37 @@ class PredictionService:
         try:
             loaded = self.model(route.shadow)
             typed = loaded.schema.type_frame(frame, first_row=offset)
-            labels, proba = loaded.outputs_for_frame(typed.frame)
+            labels, proba = loaded.outputs_for_typed(typed)
         except Exception as exc:  # noqa: BLE001 - the challenger's failure never reaches the client
             self.counters["shadow_failures"] += 1
             logger.warning("shadow %s failed on request %s: %s", route.shadow.ref, request_id, exc)
             return
         shadow_route = Route(route.asked, route.name, route.shadow)
-        self._log_chunk(
-            shadow_route, "shadow", request_id, offset, typed, typed.frame, labels, proba, loaded, start
-        )
+        self._log_chunk(shadow_route, "shadow", request_id, offset, typed, labels, proba, loaded, start)
 
     # ------------------------------------------------------------------------------ logs
     def prediction_logger(self):
+        """This process's prediction log; records are written by the background thread (`_flush_if_due`)."""
         if self._prediction_logger is None:
             with self._loggers_lock:
                 if self._prediction_logger is None:
-                    self._prediction_logger = self.store.monitoring.prediction_logger()
+                    self._prediction_logger = self.store.monitoring.prediction_logger(
+                        flush_interval=LOG_SAFETY_FLUSH_SECONDS, max_buffer=LOG_MAX_BUFFER
+                    )
         return self._prediction_logger
+
+    def _flush_if_due(self) -> None:
+        """Write buffered log records: at least every second, at once when many are waiting."""
+        writer = self._prediction_logger
+        if writer is None:
+            return
+        pending = writer.pending
+        if pending and (
+            pending >= LOG_FLUSH_RECORDS or time.monotonic() - self._last_flush >= LOG_FLUSH_SECONDS
+        ):
+            self.background.wait_for_idle()
+            writer.flush()
+            self._last_flush = time.monotonic()
 
     def feedback_logger(self):
         if self._feedback_logger is None:
@@ -691,24 +794,19 @@ def _prediction_frame(labels, proba, class_names):
     return out
 
 
-def _logged_records(frame, raw_dates: dict) -> list[dict]:
+def _logged_records(typed) -> list[dict]:
     """Typed rows as JSON-safe dicts (missing as None; dates as written), for the prediction log."""
     import numpy as np
 
     columns = {}
-    for name in frame.columns:
-        if name in raw_dates:
-            values = raw_dates[name].to_numpy(dtype=object)
-            columns[name] = [v.strip() if isinstance(v, str) and v.strip() else None for v in values]
-            continue
-        column = frame[name]
-        if column.dtype.kind == "f":
-            values = column.to_numpy()
-            columns[name] = [None if v != v else float(v) for v in values]
-        else:
-            values = column.to_numpy(dtype=object)
+    for name, values in typed.columns.items():
+        if name in typed.raw_dates:
             columns[name] = [
-                None if (v is None or (isinstance(v, float) and np.isnan(v))) else v for v in values
+                v.strip() if isinstance(v, str) and v.strip() else None for v in typed.raw_dates[name]
             ]
+        elif values.dtype.kind == "f":
+            columns[name] = np.where(np.isnan(values), None, values).tolist()
+        else:
+            columns[name] = values.tolist()
     names = list(columns)
     return [dict(zip(names, row, strict=True)) for row in zip(*columns.values(), strict=True)]

@@ -1,4 +1,4 @@
-"""Single-row prediction without a DataFrame: the same numbers as the pipeline, in microseconds.
+"""Prediction without DataFrames: the same numbers as the pipeline, for one row in microseconds.
 
 A scikit-learn `ColumnTransformer` costs milliseconds on a one-row DataFrame, while the model
 behind it answers in a fraction of one. `FastPath` compiles a fitted pipeline once, when the
@@ -11,11 +11,13 @@ read by `validation.InputSchema.type_row`:
   output, computed by the fitted encoder itself (ordinal, one-hot with infrequent groups, target
   encoding...), so the codes are the encoder's own;
 - dates and free text: the fitted transformer itself on that one value, cached per value;
-- the model: LightGBM's booster directly on one thread (what `LGBMModel.predict` calls), any
-  other family through its own `predict_proba` / `predict` on the vector; ensembles combine their
-  members with `WeightedEnsemble._combine`, so weights and stackers are the ensemble's own.
+- the model: LightGBM's booster directly (what `LGBMModel.predict` calls; one thread below 500
+  rows), any other family through its own `predict_proba` / `predict` on the vector; ensembles
+  combine their members with `WeightedEnsemble._combine`, so weights and stackers are their own.
 
-Anything it does not recognise raises `Unsupported` and the caller uses the pipeline instead.
+The same blocks fill a whole matrix for batches (`outputs_batch`): each distinct label, date or
+text of the batch is looked up or transformed once. Anything it does not recognise raises
+`Unsupported` and the caller uses the pipeline instead.
 Compilation ends with a self-check on probe rows made from the training statistics: the fast path
 is used only when it reproduces the pipeline's outputs.
 """
@@ -24,7 +26,7 @@ from __future__ import annotations
 
 import copy
 import math
-from functools import lru_cache
+import os
 from typing import Any
 
 import numpy as np
@@ -36,6 +38,7 @@ UNSEEN_LABEL = "\x00unseen label\x00"
 _VALUE_CACHE = 4096
 _PROBE_ROWS = 16
 _SINGLE_THREAD_FAMILIES = ("random_forest", "extra_trees", "knn")
+_THREADED_ROWS = 500
 
 
 class Unsupported(Exception):  # noqa: N818 - read as "this pipeline is unsupported by the fast path"
@@ -52,6 +55,13 @@ def column_array(kind: str, values: list):
     if kind == DATETIME:
         return np.asarray([np.datetime64("NaT") if v is None else v for v in values], dtype="datetime64[ns]")
     return pd.Series(values, dtype="str")
+
+
+def _column_values(kind: str, values: list):
+    """A typed column as `InputSchema.type_frame` gives it (labels as an object array of str/None)."""
+    if kind in (CATEGORICAL, TEXT):
+        return np.asarray(values, dtype=object)
+    return column_array(kind, values)
 
 
 def typed_frame(schema: InputSchema, rows: list[dict]):
@@ -129,6 +139,28 @@ class _NumericBlock:
                     x = x / b
         vector[self.positions] = x
 
+    def fill_batch(self, matrix: np.ndarray, columns: dict) -> None:
+        x = np.column_stack([np.asarray(columns[c], dtype=np.float64) for c in self.columns])
+        for op, a, b in self.ops:
+            if op == "impute":
+                missing = np.isnan(x)
+                x = np.where(missing, a, x)
+                if b is not None:
+                    x = np.hstack([x, missing[:, b].astype(np.float64)])
+            else:
+                if a is not None:
+                    x = x - a
+                if b is not None:
+                    x = x / b
+        matrix[:, self.positions] = x
+
+
+def _codes(values) -> tuple[np.ndarray, Any]:
+    """(codes, distinct values) of a column; missing values (None, NaN, NaT) get code -1."""
+    import pandas as pd
+
+    return pd.factorize(values, use_na_sentinel=True)
+
 
 class _LabelTableBlock:
     """Label columns through any per-column encoder, tabulated from the fitted encoder's own outputs."""
@@ -158,10 +190,10 @@ class _LabelTableBlock:
             varies = ~np.all(_same(block, block[:1]), axis=0)
             owned += varies
             positions = np.flatnonzero(varies)
-            table = {label: block[i, positions].copy() for i, label in enumerate(domains[c])}
-            missing = block[len(domains[c]), positions].copy()
-            unseen = block[len(domains[c]) + 1, positions].copy()
-            self.tables.append((c, start + positions, table, missing, unseen))
+            lookup = block[:, positions].copy()  # rows: known labels..., missing, unseen
+            table = {label: lookup[i] for i, label in enumerate(domains[c])}
+            index = {label: i for i, label in enumerate(domains[c])}
+            self.tables.append((c, start + positions, table, lookup[-2], lookup[-1], index, lookup))
         if (owned > 1).any():
             raise Unsupported(f"encoder of {cols} mixes columns in one output")
         constant = np.flatnonzero(owned == 0)
@@ -170,13 +202,48 @@ class _LabelTableBlock:
 
     def fill(self, vector: np.ndarray, values: dict) -> None:
         vector[self.constant_positions] = self.constant_values
-        for column, positions, table, missing, unseen in self.tables:
+        for column, positions, table, missing, unseen, _, _ in self.tables:
             label = values[column]
             vector[positions] = missing if label is None else table.get(label, unseen)
 
+    def fill_batch(self, matrix: np.ndarray, columns: dict) -> None:
+        matrix[:, self.constant_positions] = self.constant_values
+        for column, positions, _, _, _, index, lookup in self.tables:
+            codes, distinct = _codes(columns[column])
+            unseen_row, missing_row = len(lookup) - 1, len(lookup) - 2
+            rows = np.array(
+                [index.get(label, unseen_row) for label in distinct] + [missing_row], dtype=np.intp
+            )
+            matrix[:, positions] = lookup[rows[codes]]
+
+
+class _ValueCache:
+    """A bounded, thread-safe map from one column value to its outputs (least recently used evicted)."""
+
+    def __init__(self, maxsize: int = _VALUE_CACHE):
+        from collections import OrderedDict
+        from threading import Lock
+
+        self.maxsize = maxsize
+        self._data: OrderedDict = OrderedDict()
+        self._lock = Lock()
+
+    def get(self, key):
+        with self._lock:
+            found = self._data.get(key)
+            if found is not None:
+                self._data.move_to_end(key)
+            return found
+
+    def put(self, key, value) -> None:
+        with self._lock:
+            self._data[key] = value
+            if len(self._data) > self.maxsize:
+                self._data.popitem(last=False)
+
 
 class _CachedBlock:
-    """Any other transformer (dates, free text): itself on the one value, cached per value."""
+    """Any other transformer (dates, free text): itself on the distinct values, cached per value."""
 
     def __init__(self, transformer, columns, start: int, width: int, owners: list[str], schema: InputSchema):
         cols = [columns] if isinstance(columns, str) else list(columns)
@@ -194,37 +261,54 @@ class _CachedBlock:
                 else np.flatnonzero(np.asarray(owners[start : start + width]) == c)
             )
             covered[relative] = True
-            self.parts.append(
-                (c, start + relative, relative, lru_cache(maxsize=_VALUE_CACHE)(self._maker(c, relative)))
-            )
+            self.parts.append((c, start + relative, relative, _ValueCache()))
         if not covered.all():
             raise Unsupported(
                 f"outputs of {type(transformer).__name__} on {cols} cannot be traced to their columns"
             )
         self.width = width
 
-    def _maker(self, column: str, relative: np.ndarray):
-        def compute(value):
-            import pandas as pd
+    def _compute(self, column: str, relative: np.ndarray, values: list) -> np.ndarray:
+        """The transformer's outputs for values of one column (the other columns at a base value)."""
+        import pandas as pd
 
-            data = {
-                c: column_array(self.kinds[c], [value if c == column else self.base[c]]) for c in self.cols
-            }
-            frame = pd.DataFrame(data)
-            out = _dense(self.transformer.transform(frame[self.selection]))
-            if out.shape != (1, self.width):
-                raise Unsupported(
-                    f"{type(self.transformer).__name__} gave {out.shape[1]} outputs, expected {self.width}"
-                )
-            result = out[0, relative].copy()
-            result.flags.writeable = False
-            return result
+        n = len(values)
+        data = {
+            c: column_array(self.kinds[c], values if c == column else [self.base[c]] * n) for c in self.cols
+        }
+        out = _dense(self.transformer.transform(pd.DataFrame(data)[self.selection]))
+        if out.shape != (n, self.width):
+            raise Unsupported(
+                f"{type(self.transformer).__name__} gave {out.shape[1]} outputs, expected {self.width}"
+            )
+        return out[:, relative]
 
-        return compute
+    def _lookup(self, column: str, relative: np.ndarray, cache: _ValueCache, keys: list) -> np.ndarray:
+        """Outputs of each key (None for missing), computing the ones not cached in one call."""
+        found = [cache.get(key) for key in keys]
+        misses = [i for i, row in enumerate(found) if row is None]
+        if misses:
+            computed = self._compute(column, relative, [keys[i] for i in misses])
+            for i, row in zip(misses, computed, strict=True):
+                row = row.copy()
+                row.flags.writeable = False
+                cache.put(keys[i], row)
+                found[i] = row
+        return np.vstack(found)
 
     def fill(self, vector: np.ndarray, values: dict) -> None:
-        for column, positions, _, compute in self.parts:
-            vector[positions] = compute(values[column])
+        for column, positions, relative, cache in self.parts:
+            key = values[column]
+            row = cache.get(key)
+            if row is None:
+                row = self._lookup(column, relative, cache, [key])[0]
+            vector[positions] = row
+
+    def fill_batch(self, matrix: np.ndarray, columns: dict) -> None:
+        for column, positions, relative, cache in self.parts:
+            codes, distinct = _codes(columns[column])
+            keys = list(distinct) + [None]
+            matrix[:, positions] = self._lookup(column, relative, cache, keys)[codes]
 
 
 def _known_labels(transformer, cols: list[str], column: str, schema: InputSchema) -> list[str]:
@@ -302,6 +386,13 @@ class VectorPlan:
             block.fill(out[0], values)
         return out
 
+    def matrix(self, columns: dict, n: int) -> np.ndarray:
+        """The feature matrix of n typed rows given as one array per column."""
+        out = np.empty((n, self.width), dtype=np.float64)
+        for block in self.blocks:
+            block.fill_batch(out, columns)
+        return out
+
 
 # --------------------------------------------------------------------------- models
 def model_caller(model, task: str):
@@ -311,10 +402,16 @@ def model_caller(model, task: str):
     classification = task in CLASSIFICATION
     if family == "lightgbm" and estimator is not None and hasattr(estimator, "booster_"):
         booster = estimator.booster_
+        cores = os.cpu_count() or 1
+
+        def threads(x: np.ndarray) -> int:
+            # one row on one thread (waking OpenMP workers costs more than the trees); large batches on all cores
+            return cores if x.shape[0] >= _THREADED_ROWS else 1
+
         if classification:
 
             def lightgbm_proba(x: np.ndarray) -> np.ndarray:
-                result = booster.predict(x, num_threads=1)
+                result = booster.predict(x, num_threads=threads(x))
                 if result.ndim == 1:
                     result = np.vstack((1.0 - result, result)).transpose()
                 return np.asarray(result, dtype=float)
@@ -322,7 +419,7 @@ def model_caller(model, task: str):
             return lightgbm_proba
 
         def lightgbm_values(x: np.ndarray) -> np.ndarray:
-            return np.asarray(booster.predict(x, num_threads=1), dtype=float)
+            return np.asarray(booster.predict(x, num_threads=threads(x)), dtype=float)
 
         return lightgbm_values
     if family in _SINGLE_THREAD_FAMILIES and estimator is not None and hasattr(estimator, "n_jobs"):
@@ -374,6 +471,13 @@ class FastPath:
             return call(plan.vector(values))
         return self.combine([call(plan.vector(values)) for plan, call in self.plans])
 
+    def outputs_batch(self, columns: dict, n: int) -> np.ndarray:
+        """Probabilities (n, k) for classifiers, values (n,) otherwise, for typed column arrays."""
+        if self.combine is None:
+            plan, call = self.plans[0]
+            return call(plan.matrix(columns, n))
+        return self.combine([call(plan.matrix(columns, n)) for plan, call in self.plans])
+
     def predict(self, values: dict) -> tuple[Any, np.ndarray | None]:
         """(prediction, probabilities or None) for one typed row."""
         output = self.outputs(values)
@@ -394,14 +498,21 @@ class FastPath:
             if self.task in CLASSIFICATION
             else np.concatenate([np.atleast_1d(self.outputs(row)) for row in rows])
         )
-        if expected.dtype.kind in "fc":
-            ok = got.shape == expected.shape and np.allclose(
-                got, expected, rtol=1e-9, atol=1e-12, equal_nan=True
-            )
-        else:
-            ok = got.shape == expected.shape and bool(np.all(got == expected))
-        if not ok:
-            raise Unsupported("self-check failed: the compiled path differs from the pipeline on probe rows")
+        columns = {
+            name: _column_values(self.schema.rules[name].kind, [row[name] for row in rows])
+            for name in self.schema.columns
+        }
+        for produced in (got, self.outputs_batch(columns, len(rows))):
+            if expected.dtype.kind in "fc":
+                ok = produced.shape == expected.shape and np.allclose(
+                    produced, expected, rtol=1e-9, atol=1e-12, equal_nan=True
+                )
+            else:
+                ok = produced.shape == expected.shape and bool(np.all(produced == expected))
+            if not ok:
+                raise Unsupported(
+                    "self-check failed: the compiled path differs from the pipeline on probe rows"
+                )
 
 
 def probe_rows(schema: InputSchema, n: int = _PROBE_ROWS) -> list[dict]:

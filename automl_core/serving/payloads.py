@@ -70,12 +70,6 @@ class Rows:
             return [row[j] for row in self.data]
         return [row.get(name) for row in self.records]
 
-    def has_column_everywhere(self, name: str) -> list[int]:
-        """Indexes of rows that do not name `name` (empty when every row has it)."""
-        if self.columns is not None:
-            return [] if name in self.columns else list(range(len(self.data)))
-        return [i for i, row in enumerate(self.records) if name not in row]
-
 
 def parse_json(body: bytes) -> Any:
     """Decode a JSON body; 400 naming the position of the first error."""

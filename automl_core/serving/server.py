@@ -160,12 +160,17 @@ class RequestHandler(BaseHTTPRequestHandler):
             data = bytes(response.body)
             self.wfile.write(self._head(response, {"Content-Length": str(len(data))}) + data)
             return
-        self.wfile.write(self._head(response, {"Transfer-Encoding": "chunked"}))
+        chunked = (
+            self.request_version != "HTTP/1.0"
+        )  # an HTTP/1.0 client reads the body until the connection closes
+        if not chunked:
+            self.close_connection = True
+        self.wfile.write(self._head(response, {"Transfer-Encoding": "chunked"} if chunked else {}))
         pieces = iter(response.body)
         try:
             for piece in pieces:
                 if piece:
-                    self.wfile.write(b"%x\r\n%s\r\n" % (len(piece), piece))
+                    self.wfile.write(b"%x\r\n%s\r\n" % (len(piece), piece) if chunked else piece)
         except OSError:  # the client went away mid-stream
             self.close_connection = True
             return
@@ -178,7 +183,8 @@ class RequestHandler(BaseHTTPRequestHandler):
             close = getattr(pieces, "close", None)
             if close is not None:
                 close()
-        self.wfile.write(b"0\r\n\r\n")
+        if chunked:
+            self.wfile.write(b"0\r\n\r\n")
 
     def handle_expect_100(self) -> bool:
         """Refuse a body over the limit instead of inviting the client to send it."""

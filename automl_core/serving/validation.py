@@ -19,7 +19,14 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
 
-from automl_core.parsing import _NUMBER, _PAREN_NEGATIVE, NA_TOKENS, _normalise_unit, parse_boolean_value
+from automl_core.parsing import (
+    _NUMBER,
+    _PAREN_NEGATIVE,
+    NA_TOKENS,
+    NumberRule,
+    _normalise_unit,
+    parse_boolean_value,
+)
 
 from .errors import invalid_input
 from .payloads import json_type
@@ -28,6 +35,8 @@ NUMERIC, BOOLEAN, DATETIME, CATEGORICAL, TEXT = "numeric", "boolean", "datetime"
 LABEL_KINDS = (CATEGORICAL, TEXT)
 MAX_REPORTED_PROBLEMS = 20
 _PLAIN_NUMBER = re.compile(r"^[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?$", re.ASCII)
+_PLAIN_DECIMAL = re.compile(r"^-?(?:\d+\.?\d*|\.\d+)$", re.ASCII)
+PLAIN_RULE = NumberRule(thousands="")
 # Text the scalar number reader handles itself; anything else goes through the column reader of
 # `automl_core.parsing` (exact by definition, just slower).
 _SIMPLE_TEXT = re.compile(r"^[0-9A-Za-z .,'()<>~=+%$€£¥₹\-−≈/]*$")
@@ -122,20 +131,20 @@ class Problem(ValueError):
         self.code = code
 
 
-def _is_missing_number(value: float) -> bool:
-    return value != value  # NaN
-
-
 def _is_na_text(text: str) -> bool:
     return text.lower() in NA_TOKENS
 
 
 def _scalar_number(text: str, rule) -> float:
-    """A number written as text, read exactly like `parsing.parse_numbers` reads a column."""
+    """A number written as text, read exactly like `parsing.parse_numbers` reads a column.
+
+    A column trained on clean numbers (no rule) reads text the way `intake.typed_column` does: with
+    the plain rule (no thousands separator), so "$12" is 12 and "12 kg" is 12, like in the cleaner.
+    """
     if rule is None:
-        if _PLAIN_NUMBER.match(text):
+        if _PLAIN_DECIMAL.match(text):  # what the plain rule gives for these, without the regex work
             return float(text)
-        return math.nan
+        rule = PLAIN_RULE
     if not _SIMPLE_TEXT.match(text):
         from automl_core.parsing import parse_number_value
 
@@ -274,8 +283,13 @@ class InputSchema:
         """The schema of a pipeline whose first step is a fitted `TableCleaner`."""
         cleaner = pipeline.steps[0][1]
         if not hasattr(cleaner, "input_columns_") or not hasattr(cleaner, "specs_"):
-            raise TypeError(
-                f"the first step of the pipeline is {type(cleaner).__name__}, expected a fitted TableCleaner"
+            from .errors import ApiError
+
+            raise ApiError(
+                500,
+                "unservable_model",
+                f"this model cannot be served: its pipeline starts with {type(cleaner).__name__}, "
+                "expected a fitted TableCleaner",
             )
         return cls(cleaner, encoder_categories(pipeline))
 
@@ -379,14 +393,23 @@ class InputSchema:
         numeric_dtype = pd.api.types.is_numeric_dtype(dtype) and not pd.api.types.is_bool_dtype(dtype)
         if kind in (NUMERIC, BOOLEAN) and numeric_dtype:
             values = column.to_numpy(dtype=np.float64, na_value=np.nan)
-            wrong = np.isinf(values) if kind == NUMERIC else ~(np.isnan(values) | (values == 0.0) | (values == 1.0))
+            wrong = (
+                np.isinf(values)
+                if kind == NUMERIC
+                else ~(np.isnan(values) | (values == 0.0) | (values == 1.0))
+            )
             return values, self._problems(rule, column, np.flatnonzero(wrong)), None
         if kind == DATETIME and pd.api.types.is_datetime64_any_dtype(dtype):
             from automl_core.parsing import parse_dates
 
             return parse_dates(column, rule.date_format).to_numpy(), [], None
         raw = column.to_numpy(dtype=object)
-        if kind == NUMERIC and pd.api.types.infer_dtype(raw, skipna=True) in ("integer", "floating", "mixed-integer-float", "empty"):
+        if kind == NUMERIC and pd.api.types.infer_dtype(raw, skipna=True) in (
+            "integer",
+            "floating",
+            "mixed-integer-float",
+            "empty",
+        ):
             values = pd.Series(raw, dtype=object).astype(np.float64).to_numpy()
             return values, self._problems(rule, column, np.flatnonzero(np.isinf(values))), None
         try:
@@ -408,13 +431,17 @@ class InputSchema:
         if kind in (NUMERIC, BOOLEAN):
             lookup = np.array([*typed_uniques, missing], dtype=np.float64)
         elif kind == DATETIME:
-            lookup = np.array([missing if v is None else v for v in typed_uniques] + [missing], dtype="datetime64[ns]")
+            lookup = np.array(
+                [missing if v is None else v for v in typed_uniques] + [missing], dtype="datetime64[ns]"
+            )
         else:
             lookup = np.array([*typed_uniques, None], dtype=object)
         values = lookup[codes]  # code -1 (missing) picks the last entry
         unseen = None
         if rule.categories is not None:
-            unseen_codes = [j for j, v in enumerate(typed_uniques) if v is not None and v not in rule.categories]
+            unseen_codes = [
+                j for j, v in enumerate(typed_uniques) if v is not None and v not in rule.categories
+            ]
             if unseen_codes:
                 count = int(np.isin(codes, unseen_codes).sum())
                 unseen = (count, str(typed_uniques[unseen_codes[0]]))
@@ -475,10 +502,6 @@ class InputSchema:
                 examples = info.get("examples") or [""]
                 row[name] = examples[0]
         return row
-
-
-def _nan(value: Any) -> bool:
-    return isinstance(value, float) and value != value
 
 
 def _problem(name: str, value: Any, exc: Problem) -> dict:
