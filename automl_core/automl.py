@@ -31,6 +31,8 @@ from .search import Budget, FoldCache, Search, SearchEvent, Trial, pickled_size
 from .validation import make_cv_plan
 
 ENSEMBLE_CANDIDATES = 12
+ENSEMBLE_PER_FAMILY = 3  # diversity: near-copies of one family overfit the out-of-fold predictions
+ENSEMBLE_NOISE_SHARE = 0.3  # an ensemble must beat the best model by this share of its standard error
 _REFIT_FACTOR = 1.35  # a refit on all rows costs about this much more than one fold's fit
 
 
@@ -195,6 +197,10 @@ class AutoML(BaseEstimator):
         return get_metric(self.task_, self.metric_).greater_is_better
 
     # ------------------------------------------------------------------ supervised
+    def _excluded_columns(self) -> list[str]:
+        """Columns the profile leaves out (identifiers, constants, nearly empty): never features."""
+        return [c.name for c in self.profile_.columns if c.role == "excluded"]
+
     def _prep_builder(self, kinds: dict[str, str]):
         task = self.task_
         time_column = self.problem_.time_column
@@ -215,7 +221,7 @@ class AutoML(BaseEstimator):
 
     def _fit_supervised(self, X: pd.DataFrame, y: pd.Series) -> None:
         problem = self.problem_
-        cleaner = TableCleaner(specs=self.profile_.specs, exclude=[problem.target]).fit(X)
+        cleaner = TableCleaner(specs=self.profile_.specs, exclude=[problem.target, *self._excluded_columns()]).fit(X)
         X_clean = cleaner.transform(X)
         y_values = y.to_numpy()
         self.classes_ = np.asarray(problem.classes, dtype=object) if problem.is_classification else None
@@ -227,7 +233,7 @@ class AutoML(BaseEstimator):
         else:
             y_values = y_values.astype(float)
         classes = tuple(self.classes_) if self.classes_ is not None else ()
-        self.metric_object_ = metric = get_metric(self.task_, self.metric_)
+        self.metric_object_ = metric = get_metric(self.task_, self.metric_, problem.positive_class)
 
         search_index = self._search_rows(y_values)
         X_search = X_clean.iloc[search_index].reset_index(drop=True)
@@ -317,7 +323,7 @@ class AutoML(BaseEstimator):
 
     @staticmethod
     def _reserve_seconds(trials: list[Trial], n_folds: int, row_ratio: float) -> float:
-        """Time to keep for the final refit: the five best distinct families' refits, plus a margin."""
+        """Time to keep for the final refit: the three slowest families' refits (an ensemble's members), plus a margin."""
         if not trials:
             return 0.5
         best_by_family: dict[str, float] = {}
@@ -328,32 +334,51 @@ class AutoML(BaseEstimator):
         return 0.5 + scale * sum(top)
 
     def _choose_ensemble(self, ranked: list[Trial], y: np.ndarray, classes: tuple):
+        """Greedy selection, voting or stacking over out-of-fold predictions, on the rows every model
+        scored (all rows for k-fold; the validation rows of a holdout or of time-ordered windows)."""
         metric = self.metric_object_
-        candidates, seen = [], set()
+        if not ranked or ranked[0].oof is None:
+            return None
+        covered = ~np.isnan(np.asarray(ranked[0].oof, dtype=float).reshape(len(y), -1)[:, 0])
+        candidates, seen, per_family = [], set(), {}
         for t in ranked:
-            if t.family == "baseline" or t.oof is None or np.isnan(t.oof).any():
+            if t.family == "baseline" or t.oof is None:
                 continue
-            key = np.round(np.asarray(t.oof, dtype=float).ravel()[:200], 8).tobytes()
-            if key in seen:
+            oof = np.asarray(t.oof, dtype=float).reshape(len(y), -1)
+            if not np.array_equal(~np.isnan(oof[:, 0]), covered) or np.isnan(oof[covered]).any():
+                continue
+            key = np.round(oof[covered].ravel()[:200], 8).tobytes()
+            if key in seen or per_family.get(t.family, 0) >= ENSEMBLE_PER_FAMILY:
                 continue
             seen.add(key)
+            per_family[t.family] = per_family.get(t.family, 0) + 1
             candidates.append(t)
             if len(candidates) >= ENSEMBLE_CANDIDATES:
                 break
-        if len(candidates) < 2:
+        if len(candidates) < 2 or covered.sum() < 10:
             return None
+        by_name = {t.name: t for t in candidates}
+
+        def rows(name: str) -> np.ndarray:
+            return np.asarray(by_name[name].oof, dtype=float)[covered]
+
+        y_covered = y[covered]
+        best = ranked[0]
+        standard_error = (best.std or 0.0) / np.sqrt(max(1, len(best.fold_scores)))
         plan = choose_ensemble(
             [t.name for t in candidates],
-            [np.asarray(t.oof, dtype=float) for t in candidates],
-            y,
+            [rows(t.name) for t in candidates],
+            y_covered,
             metric,
             self.task_,
             classes,
             random_state=self.random_state,
+            noise=ENSEMBLE_NOISE_SHARE * standard_error,
+            # A stacker fitted on backtest windows extrapolates its intercept and weights: not for forecasts.
+            allow_stacking=self.task_ != "timeseries",
         )
         if plan is None:
             return None
-        by_name = {t.name: t for t in candidates}
         # Keep the members whose refit fits in the time left (best-weighted first).
         order = sorted(zip(plan.members, plan.weights), key=lambda mw: -mw[1])
         remaining = self._budget.remaining() - 0.5
@@ -367,25 +392,24 @@ class AutoML(BaseEstimator):
         if len(kept) < 2:
             return None
         if len(kept) < len(order):
-            names = [n for n, _ in kept]
-            predictions = [np.asarray(by_name[n].oof, dtype=float) for n in names]
             from .ensemble import greedy_selection
 
-            weights, score = greedy_selection(predictions, y, metric, classes)
-            best_single = by_name[names[0]].score
-            if not metric.better(score, best_single):
+            names = [n for n, _ in kept]
+            weights, score = greedy_selection([rows(n) for n in names], y_covered, metric, classes)
+            if not metric.better(score, by_name[names[0]].score):
                 return None
             plan.members, plan.weights, plan.kind, plan.score = names, list(weights), "greedy", score
             plan.details.pop("stacker", None)
-        member_oof = [np.asarray(by_name[n].oof, dtype=float) for n in plan.members]
+            plan.details.pop("stacking_oof", None)
         if plan.kind == "stacking":
-            from .ensemble import _stack_features
-
-            stacker = plan.details["stacker"]
-            features = _stack_features(member_oof, self.task_)
-            plan.details["oof"] = stacker.predict_proba(features) if self.problem_.is_classification else stacker.predict(features)
+            # The stacker's own cross-validated predictions: honest, unlike refitted in-sample ones.
+            blended = np.asarray(plan.details.pop("stacking_oof"), dtype=float)
         else:
-            plan.details["oof"] = sum(w * p for w, p in zip(plan.weights, member_oof))
+            plan.details.pop("stacking_oof", None)
+            blended = sum(w * rows(n) for w, n in zip(plan.weights, plan.members))
+        full = np.full(np.asarray(ranked[0].oof).shape, np.nan)
+        full[covered] = blended
+        plan.details["oof"] = full
         return plan
 
     def _refit(self, cleaner, X_clean, y, ranked, plan, build_prep):
@@ -465,6 +489,13 @@ class AutoML(BaseEstimator):
         frame["chosen"] = frame["rank"] == 1
         return frame
 
+    def _resolved_cv(self):
+        """The validation plan as a `cv` setting, so a replay uses the same folds whatever its budget."""
+        plan = getattr(self, "cv_plan_", None)
+        if plan is None or plan.kind == "time_series":
+            return "auto"
+        return "holdout" if plan.kind == "holdout" else plan.n_splits
+
     def _fold_scores(self, oof) -> list[float]:
         """Per-fold scores of out-of-fold predictions, on the search's own folds (for significance tests)."""
         metric = self.metric_object_
@@ -486,6 +517,7 @@ class AutoML(BaseEstimator):
                 "random_state": self.random_state,
                 "max_search_rows": self.max_search_rows,
                 "ignore_columns": self.ignore_columns,
+                "cv_resolved": self._resolved_cv(),
             },
             # The trials that produced a score, in order, with their ids: replaying them reproduces the leaderboard.
             "trials": [
@@ -514,7 +546,7 @@ class AutoML(BaseEstimator):
 
     # ------------------------------------------------------------------ clustering
     def _fit_clustering(self, X: pd.DataFrame) -> None:
-        cleaner = TableCleaner(specs=self.profile_.specs).fit(X)
+        cleaner = TableCleaner(specs=self.profile_.specs, exclude=self._excluded_columns()).fit(X)
         X_clean = cleaner.transform(X)
         prep = build_preprocessor(cleaner.kinds_, X_clean, "linear", task="clustering", random_state=self.random_state)
         with warnings.catch_warnings():

@@ -132,7 +132,7 @@ def _register(automl, frame, args) -> str | None:
             raw = handle.read()
         version = register_automl(
             Store(), automl, args.name or default_model_name(args.data), frame=features, target_values=labels,
-            data_bytes=raw, source=os.path.basename(args.data),
+            data_bytes=raw, source=os.path.basename(args.data), time_budget=args.time_budget,
         )
     except Exception as exc:  # noqa: BLE001 - the model folder (if any) is already written
         sys.stderr.write(f"warning: the model was not registered: {exc}\n")
@@ -162,7 +162,7 @@ def cmd_predict(args) -> int:
         from .intake import read_table
 
         model, meta = _load_for_prediction(args.model)
-        frame = read_table(args.data)
+        frame = read_table(args.data, drop_empty_rows=False)
         result = predictions_frame(model, meta, frame)
     except AutoMLError as exc:
         return _fail(str(exc))

@@ -25,7 +25,7 @@ def _load(store, ref: str):
 def _training_sample(store, version, meta: dict, rows: int = 200) -> pd.DataFrame | None:
     from .intake import read_table
 
-    sha = ((version.lineage or {}).get("data") or {}).get("stored_copy_sha256")
+    sha = version.data_sha256
     if not sha:
         return None
     frame = read_table(store.artifacts.load_bytes(sha))
@@ -80,7 +80,7 @@ def cmd_explain(args) -> int:
     version, pipeline, meta = _load(store, args.ref)
     if version.task == "clustering":
         raise AutoMLError("explanations are for supervised models; this one is a clustering")
-    frame = read_table(args.data)
+    frame = read_table(args.data, drop_empty_rows=False)
     rows = _parse_rows(args.rows, len(frame))
     bad = [r for r in rows if r < 0 or r >= len(frame)]
     if bad or not rows:
@@ -88,7 +88,8 @@ def cmd_explain(args) -> int:
     background = _training_sample(store, version, meta)
     if background is None:
         background = frame
-    explainer = Explainer(pipeline, background, version.task, classes=meta.get("classes"))
+    positive = meta.get("positive_class") if version.task == "binary" else None
+    explainer = Explainer(pipeline, background, version.task, classes=meta.get("classes"), target_class=positive)
     explanation = explainer.explain(frame.iloc[rows])
     out = []
     for i, row in zip(rows, explanation.contributions.index):

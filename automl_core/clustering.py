@@ -71,8 +71,9 @@ def candidate_settings(n_rows: int) -> list[dict]:
     ks = range(2, min(10, max(2, n_rows // 5)) + 1)
     out = [{"algorithm": "kmeans", "n_clusters": k} for k in ks]
     out += [{"algorithm": "gmm", "n_clusters": k} for k in ks]
-    if n_rows <= 20_000:
+    if n_rows <= 5_000:  # Ward keeps a full linkage: quadratic memory
         out += [{"algorithm": "agglomerative", "n_clusters": k} for k in ks]
+    if n_rows <= 20_000:
         out += [{"algorithm": "hdbscan", "n_clusters": 0}]
     return out
 

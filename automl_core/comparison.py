@@ -107,37 +107,44 @@ def _fold_test(a, b, folds: dict, metric) -> dict:
 
 
 def _offline_ab(store, versions, data, target, metric) -> dict:
-    from .intake import read_table
+    """Every version scored on one labelled file; each compared with the first by a paired bootstrap."""
+    from .assessment import _match_label
+    from .intake import check_target_name, profile_table, read_table
+    from .problem import target_values
 
     frame = data if isinstance(data, pd.DataFrame) else read_table(data)
-    meta0 = store.registry.get_document(versions[0].ref, "meta") or {}
-    target = target or meta0.get("target")
+    meta = store.registry.get_document(versions[0].ref, "meta") or {}
+    target = target or meta.get("target")
     if not target:
         raise AutoMLError("give the target column of the comparison data")
+    check_target_name(frame, target, source=frame.attrs.get("source", "the comparison data"))
+    parsed = target_values(frame, target, profile_table(frame[[target]], target))
+    keep = parsed.notna().to_numpy()
+    if not keep.any():
+        raise AutoMLError(f"the target '{target}' has no values in the comparison data")
+    rows = frame.loc[keep].reset_index(drop=True)
+    classes = tuple(meta.get("classes") or ())
+    truth = parsed[keep].reset_index(drop=True)
+    y = (truth.map(lambda v: _match_label(v, list(classes))) if classes else truth.astype(float)).to_numpy()
     evaluations, outputs = {}, {}
     for v in versions:
         pipeline = store.registry.load(v.ref)
-        meta = store.registry.get_document(v.ref, "meta") or {"task": v.task}
-        evaluations[v.ref] = assess_on_data(pipeline, meta, frame, target)
-        rows = frame[frame[target].notna()].reset_index(drop=True)
+        version_meta = store.registry.get_document(v.ref, "meta") or {"task": v.task}
+        evaluations[v.ref] = assess_on_data(pipeline, version_meta, frame, target)
         outputs[v.ref] = pipeline.predict_proba(rows) if v.task in ("binary", "multiclass") else pipeline.predict(rows)
-    truth_frame = frame[frame[target].notna()].reset_index(drop=True)
-    meta = store.registry.get_document(versions[0].ref, "meta") or {}
-    classes = tuple(meta.get("classes") or ())
-    from .assessment import _match_label
+    sign = 1.0 if metric.greater_is_better else -1.0
 
-    y = truth_frame[target].map(lambda v: _match_label(v, list(classes))) if classes else truth_frame[target]
-    y = y.to_numpy()
+    def signed(y_true, output) -> float:
+        value = metric(y_true, output, classes) if classes else metric(y_true.astype(float), output)
+        return sign * value
+
     tests = []
     base = versions[0].ref
     for other in versions[1:]:
-        fn = (lambda yt, p, c=classes: metric(yt, p, c)) if classes else (lambda yt, p: metric(yt.astype(float), p))
-        sign = 1.0 if metric.greater_is_better else -1.0
-        signed = lambda yt, p, f=fn, s=sign: s * f(yt, p)  # noqa: E731
         test = ev.paired_bootstrap_test(y, outputs[base], outputs[other.ref], signed, n_boot=500,
                                         labels=(base, other.ref))
         entry = {"a": base, "b": other.ref, **_plain(asdict(test))}
         entry["mean_difference"] = _plain(sign * entry["mean_difference"])
         tests.append(entry)
-    table = [{"model": ref, **{k: v for k, v in e["metrics"].items()}} for ref, e in evaluations.items()]
-    return {"data_rows": int(len(truth_frame)), "data_table": table, "tests": tests}
+    table = [{"model": ref, **e["metrics"]} for ref, e in evaluations.items()]
+    return {"data_rows": int(keep.sum()), "data_table": table, "tests": tests}

@@ -225,12 +225,13 @@ def _normalise_frame(frame: pd.DataFrame) -> pd.DataFrame:
     return result
 
 
-def read_table(source: Source, *, name: str | None = None) -> pd.DataFrame:
-    """Read a CSV or Parquet table into a frame, dropping blank and all-empty rows.
+def read_table(source: Source, *, name: str | None = None, drop_empty_rows: bool = True) -> pd.DataFrame:
+    """Read a CSV or Parquet table into a frame, dropping blank lines and (by default) all-empty rows.
 
     Raises `DataError` naming the file for empty files, header-only files and binary files.
     The number of all-empty rows dropped is kept in `frame.attrs["empty_rows_dropped"]` and the
-    SHA-256 of the bytes read in `frame.attrs["fingerprint"]`.
+    SHA-256 of the bytes read in `frame.attrs["fingerprint"]`. Prediction inputs pass
+    `drop_empty_rows=False`, so the output has the same rows, in the same order, as the input.
     """
     label = _source_name(source, name)
     if isinstance(source, pd.DataFrame):
@@ -249,6 +250,8 @@ def read_table(source: Source, *, name: str | None = None) -> pd.DataFrame:
     if frame.shape[1] == 0:
         raise DataError(f"'{label}' has no columns")
     empty = frame.isna().all(axis=1)
+    if not drop_empty_rows:
+        empty[:] = False
     frame = frame.loc[~empty].reset_index(drop=True)
     if len(frame) == 0:
         raise DataError(f"'{label}' has a header ({', '.join(map(str, frame.columns[:5]))}...) but no data rows")

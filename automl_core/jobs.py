@@ -51,6 +51,8 @@ class JobManager:
 
     def _run(self, job_id: str, request: TrainRequest) -> dict | None:
         jobs = self.store.jobs
+        if jobs.get(job_id).status != "queued":  # cancelled while it waited: already final
+            return None
         if jobs.cancel_requested(job_id):
             jobs.finish(job_id, "cancelled", error="cancelled before it started")
             return None

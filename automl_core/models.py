@@ -13,7 +13,7 @@ import math
 import time
 import warnings
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 from sklearn.base import BaseEstimator
@@ -43,7 +43,7 @@ class ModelFamily:
     max_rows: int | None = None
     early_stopping: bool = False
     description: str = ""
-    tags: tuple[str, ...] = field(default_factory=tuple)
+    row_exponent: float = 1.0
 
 
 # --------------------------------------------------------------------------- builders
@@ -253,6 +253,8 @@ FAMILIES: dict[str, ModelFamily] = {
         ModelFamily(
             "lightgbm", "LightGBM", SUPERVISED | TIMESERIES, "tree", _lightgbm, _space_lightgbm,
             (
+                # LightGBM's own defaults (with early stopping): cheap, and what a competent person tries first.
+                {"learning_rate": 0.1, "num_leaves": 31, "min_child_samples": 20},
                 {"learning_rate": 0.05, "num_leaves": 31, "min_child_samples": 20, "subsample": 0.9,
                  "colsample_bytree": 0.8},
                 {"learning_rate": 0.03, "num_leaves": 12, "min_child_samples": 30, "subsample": 0.8,
@@ -267,7 +269,7 @@ FAMILIES: dict[str, ModelFamily] = {
         ),
         ModelFamily(
             "hist_gb", "Histogram gradient boosting", SUPERVISED, "tree", _hist_gb, _space_hist_gb,
-            ({"learning_rate": 0.08, "max_leaf_nodes": 31, "min_samples_leaf": 20, "l2_regularization": 0.1},
+            ({"learning_rate": 0.1, "max_leaf_nodes": 31, "min_samples_leaf": 20, "l2_regularization": 0.0},
              {"learning_rate": 0.05, "max_leaf_nodes": 15, "min_samples_leaf": 40, "l2_regularization": 1.0,
               "max_features": 0.7}),
             1.2,
@@ -275,7 +277,7 @@ FAMILIES: dict[str, ModelFamily] = {
         ),
         ModelFamily(
             "xgboost", "XGBoost", SUPERVISED, "tree", _xgboost, _space_xgboost,
-            ({"learning_rate": 0.05, "max_depth": 6, "min_child_weight": 1.0, "subsample": 0.8,
+            ({"learning_rate": 0.1, "max_depth": 6, "min_child_weight": 1.0, "subsample": 0.8,
               "colsample_bytree": 0.8},
              {"learning_rate": 0.03, "max_depth": 4, "min_child_weight": 3.0, "subsample": 0.8,
               "colsample_bytree": 0.6, "reg_lambda": 5.0}),
@@ -312,7 +314,7 @@ FAMILIES: dict[str, ModelFamily] = {
         ModelFamily(
             "svm", "Support vector machine", SUPERVISED, "linear", _svm, _space_svm,
             ({"C": 1.0, "gamma": "scale"}, {"C": 10.0, "gamma": "scale"}),
-            5.0, max_rows=8_000,
+            5.0, max_rows=8_000, row_exponent=2.0,
             description="RBF-kernel SVM; cost grows with the square of the rows",
         ),
     )

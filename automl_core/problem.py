@@ -72,7 +72,13 @@ def target_values(frame: pd.DataFrame, target: str, profile: TableProfile) -> pd
         return _integral_labels(values)
     from .parsing import clean_text
 
-    return clean_text(values)
+    text = clean_text(values)
+    if spec.kind == "boolean":
+        # "Yes", "yes" and "YES" are one class, named by its most frequent spelling.
+        lowered = text.str.lower()
+        spelling = text.groupby(lowered).agg(lambda v: v.value_counts().idxmax())
+        text = lowered.map(spelling).where(text.notna())
+    return text
 
 
 def _integral_labels(values: pd.Series) -> pd.Series:

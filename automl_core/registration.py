@@ -114,6 +114,7 @@ def register_automl(
     job_id: str | None = None,
     parent: str | None = None,
     description: str = "",
+    time_budget: float | None = None,
 ):
     """Register the fitted model as the next version of `name`; returns the `ModelVersion`.
 
@@ -127,6 +128,11 @@ def register_automl(
         automl, source=source, fingerprint=fingerprint, data_sha256=data_sha, n_rows=n_rows, job_id=job_id,
         parent=parent,
     )
+    recipe = automl.recipe_
+    if time_budget is not None:
+        # The budget the person asked for, not what was left for the search after reading the data.
+        lineage["time_budget"] = time_budget
+        recipe = {**recipe, "settings": {**recipe["settings"], "time_budget": time_budget}}
     if automl.task_ == "clustering" and frame is not None:
         assessment = assess_clustering(automl, frame)
     else:
@@ -155,11 +161,12 @@ def register_automl(
         metrics=metrics,
         params=_chosen_params(automl),
         lineage=lineage,
-        recipe=automl.recipe_,
+        recipe=recipe,
         description=description,
         parent=parent,
         job_id=job_id,
         documents=documents,
+        data_sha256=data_sha,
     )
     if frame is not None:
         from .monitoring import training_reference

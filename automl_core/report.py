@@ -25,7 +25,7 @@ def ensure_importance(store, ref: str, *, max_rows: int = 2000) -> list[dict] | 
     if cached is not None:
         return cached
     version = registry.get(ref)
-    sha = ((version.lineage or {}).get("data") or {}).get("stored_copy_sha256")
+    sha = version.data_sha256
     if not sha or version.task == "clustering":
         return None
     from .explain import feature_importance

@@ -8,7 +8,7 @@ in `classes` order) for classification, predictions for regression. The search a
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 from sklearn import metrics as skm
@@ -26,9 +26,10 @@ class Metric:
     greater_is_better: bool
     needs_proba: bool
     fn: Callable[..., float]
+    positive: object | None = None
 
     def __call__(self, y_true, output, classes=None) -> float:
-        return float(self.fn(np.asarray(y_true), np.asarray(output), classes))
+        return float(self.fn(np.asarray(y_true), np.asarray(output), classes, self.positive))
 
     def signed(self, y_true, output, classes=None) -> float:
         """The score to maximise: the metric itself, or minus a loss."""
@@ -47,7 +48,7 @@ def _as_objects(y) -> np.ndarray:
     return np.asarray(y, dtype=object)
 
 
-def _roc_auc(y, proba, classes):
+def _roc_auc(y, proba, classes, positive=None):
     if proba.shape[1] == 2:
         return skm.roc_auc_score(_as_objects(y) == classes[1], proba[:, 1])
     present = [i for i, c in enumerate(classes) if np.any(_as_objects(y) == c)]
@@ -58,46 +59,68 @@ def _roc_auc(y, proba, classes):
     return skm.roc_auc_score(_as_objects(y), sub, multi_class="ovr", labels=[classes[i] for i in present])
 
 
-def _log_loss(y, proba, classes):
-    proba = np.clip(proba, _EPS, 1.0)
+def _label_index(y, classes) -> np.ndarray:
+    """Column of each true label in `classes` (searches run this thousands of times: no validation)."""
+    import pandas as pd
+
+    index = pd.Index(list(classes)).get_indexer(_as_objects(y))
+    if (index < 0).any():
+        unknown = _as_objects(y)[index < 0][0]
+        raise ValueError(f"label {unknown!r} is not one of the classes {list(classes)}")
+    return index
+
+
+def _log_loss(y, proba, classes, positive=None):
+    """Multiclass log loss as scikit-learn computes it (clipped, rows renormalised), without its overhead."""
+    proba = np.clip(np.asarray(proba, dtype=float), _EPS, 1.0)
     proba = proba / proba.sum(axis=1, keepdims=True)
-    return skm.log_loss(_as_objects(y), proba, labels=list(classes))
+    rows = np.arange(len(proba))
+    return float(-np.mean(np.log(proba[rows, _label_index(y, classes)])))
 
 
-def _accuracy(y, proba, classes):
-    return skm.accuracy_score(_as_objects(y), _labels(proba, classes))
+def _accuracy(y, proba, classes, positive=None):
+    return float(np.mean(np.argmax(proba, axis=1) == _label_index(y, classes)))
 
 
-def _balanced_accuracy(y, proba, classes):
+def _balanced_accuracy(y, proba, classes, positive=None):
     return skm.balanced_accuracy_score(_as_objects(y), _labels(proba, classes))
 
 
-def _f1(y, proba, classes):
+def _positive_index(classes, positive) -> int:
+    """The column of the positive class: the problem's positive class, else the second class."""
+    for i, c in enumerate(classes):
+        if positive is not None and c == positive:
+            return i
+    return 1
+
+
+def _f1(y, proba, classes, positive=None):
     average = "binary" if len(classes) == 2 else "macro"
-    kwargs = {"pos_label": classes[1]} if average == "binary" else {}
+    kwargs = {"pos_label": classes[_positive_index(classes, positive)]} if average == "binary" else {}
     return skm.f1_score(_as_objects(y), _labels(proba, classes), average=average, **kwargs)
 
 
-def _pr_auc(y, proba, classes):
+def _pr_auc(y, proba, classes, positive=None):
     if proba.shape[1] == 2:
-        return skm.average_precision_score(_as_objects(y) == classes[1], proba[:, 1])
+        j = _positive_index(classes, positive)
+        return skm.average_precision_score(_as_objects(y) == classes[j], proba[:, j])
     onehot = np.column_stack([_as_objects(y) == c for c in classes])
     return skm.average_precision_score(onehot, proba, average="macro")
 
 
-def _rmse(y, pred, classes=None):
+def _rmse(y, pred, classes=None, positive=None):
     return float(np.sqrt(np.mean((np.asarray(y, dtype=float) - np.asarray(pred, dtype=float)) ** 2)))
 
 
-def _mae(y, pred, classes=None):
+def _mae(y, pred, classes=None, positive=None):
     return skm.mean_absolute_error(y, pred)
 
 
-def _r2(y, pred, classes=None):
+def _r2(y, pred, classes=None, positive=None):
     return skm.r2_score(y, pred)
 
 
-def _mape(y, pred, classes=None):
+def _mape(y, pred, classes=None, positive=None):
     y = np.asarray(y, dtype=float)
     nonzero = np.abs(y) > 1e-12
     return float(np.mean(np.abs((y[nonzero] - np.asarray(pred)[nonzero]) / y[nonzero])))
@@ -124,7 +147,7 @@ REGRESSION_METRICS = {
     )
 }
 CLUSTERING_METRICS = {
-    "silhouette": Metric("silhouette", True, False, lambda X, labels, _: skm.silhouette_score(X, labels)),
+    "silhouette": Metric("silhouette", True, False, lambda X, labels, *_: skm.silhouette_score(X, labels)),
 }
 METRICS_BY_TASK = {
     "binary": CLASSIFICATION_METRICS,
@@ -152,5 +175,7 @@ def check_metric(task: str, metric: str | None) -> str:
     return metric
 
 
-def get_metric(task: str, name: str) -> Metric:
-    return METRICS_BY_TASK[task][check_metric(task, name)]
+def get_metric(task: str, name: str, positive_class: object | None = None) -> Metric:
+    """The metric object; for binary tasks F1 and PR AUC are about `positive_class`."""
+    metric = METRICS_BY_TASK[task][check_metric(task, name)]
+    return replace(metric, positive=positive_class) if positive_class is not None else metric

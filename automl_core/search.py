@@ -233,10 +233,13 @@ class Search:
         if self.on_event is None:
             return
         best = self.best()
+        fraction = self.budget.fraction()
+        if self.replay:  # a replay runs every recorded trial: progress is trials done, not time
+            fraction = min(1.0, len(self.trials_) / max(1, len(self.replay)))
         event = SearchEvent(
             type=type_,
             stage=stage,
-            percent=round(100 * self.budget.fraction(), 1),
+            percent=round(100 * fraction, 1),
             elapsed=round(self.budget.elapsed(), 2),
             time_left=round(max(0.0, self.budget.remaining()), 2),
             message=message,
@@ -274,7 +277,9 @@ class Search:
             n = len(self.folds.y)
             reference = 0.3 + n * 2e-5 * len(self.folds.splits)
         prep = 0.0 if family.style in self.folds.prep_seconds else 0.2 * len(self.folds.splits)
-        return family.cost * reference + prep
+        # Costs are relative to LightGBM around a few thousand rows; kernels grow faster with rows.
+        growth = max(1.0, len(self.folds.y) / 2000) ** (family.row_exponent - 1.0)
+        return family.cost * reference * growth + prep
 
     # ------------------------------------------------------------------ evaluation
     def evaluate(

@@ -129,6 +129,7 @@ def run_training(
         job_id=job_id,
         parent=request.parent,
         description=request.description,
+        time_budget=request.time_budget,
     )
     return TrainResult(version, automl, time.monotonic() - start)
 
@@ -140,7 +141,7 @@ def request_from_version(store, ref: str, *, data: str | bytes | None = None, so
     settings = dict(version.recipe.get("settings", {}))
     lineage = version.lineage or {}
     if data is None:
-        sha = (lineage.get("data") or {}).get("stored_copy_sha256")
+        sha = version.data_sha256
         if not sha:
             raise DataError(f"{version.ref} has no stored copy of its training data; give a data file to retrain on")
         data = store.artifacts.load_bytes(sha)
@@ -153,7 +154,7 @@ def request_from_version(store, ref: str, *, data: str | bytes | None = None, so
         time_budget=float(settings.get("time_budget") or 60.0),
         metric=lineage.get("metric") or settings.get("metric"),
         name=version.name,
-        cv=settings.get("cv", "auto"),
+        cv=settings.get("cv_resolved") or settings.get("cv", "auto"),  # the same folds, whatever the budget
         include=tuple(settings["include"]) if settings.get("include") else None,
         exclude=tuple(settings["exclude"]) if settings.get("exclude") else None,
         seed=int(settings.get("random_state") or 0),

@@ -42,8 +42,12 @@ class CVPlan:
             )
             return [(np.sort(train), np.sort(val))]
         if self.kind == "stratified_kfold":
+            import warnings
+
             splitter = StratifiedKFold(self.n_splits, shuffle=True, random_state=self.random_state)
-            return [(tr, va) for tr, va in splitter.split(index, y)]
+            with warnings.catch_warnings():  # a class rarer than the folds is expected and explained
+                warnings.simplefilter("ignore", UserWarning)
+                return [(tr, va) for tr, va in splitter.split(index, y)]
         splitter = KFold(self.n_splits, shuffle=True, random_state=self.random_state)
         return [(tr, va) for tr, va in splitter.split(index)]
 
@@ -100,20 +104,21 @@ def make_cv_plan(
         return _kfold(classification, 10, f"only {n_rows} rows: 10 folds keep 90% of them for training", y, random_state)
     if n_rows >= 20_000:
         return _kfold(classification, 3, f"{n_rows:,} rows: 3 folds balance reliability and search time", y, random_state)
+    if time_budget < 15 and n_rows >= 500:
+        return _kfold(classification, 3, f"a {time_budget:.0f} s budget: 3 folds leave time to try more models", y,
+                      random_state)
     return _kfold(classification, 5, f"{n_rows:,} rows: 5-fold cross-validation", y, random_state)
 
 
 def _kfold(classification: bool, k: int, reason: str, y, random_state) -> CVPlan:
     if classification and y is not None:
-        _, counts = np.unique(np.asarray(y).astype(str), return_counts=True)
+        labels, counts = np.unique(np.asarray(y).astype(str), return_counts=True)
         smallest = int(counts.min())
+        if counts.max() < k:
+            k = max(2, int(counts.max()))
+            reason += f" (reduced to {k} folds: no class has more rows)"
         if smallest < k:
-            k = max(2, smallest)
-            reason += f" (reduced to {k} folds: the rarest class has {smallest} rows)"
-        if smallest < 2:
-            raise AutoMLError(
-                f"class {np.unique(np.asarray(y).astype(str))[counts.argmin()]!r} has a single row; "
-                "each class needs at least 2 rows to be validated"
-            )
+            # One rare class must not shrink the validation of all the others: keep k folds.
+            reason += f"; class '{labels[counts.argmin()]}' has only {smallest} row(s), so some folds miss it"
         return CVPlan("stratified_kfold", k, reason, random_state=random_state)
     return CVPlan("kfold", k, reason, random_state=random_state)

@@ -20,7 +20,7 @@ left, middle, right, refresh = st.columns([3, 2, 2, 1], vertical_alignment="bott
 name = left.selectbox(
     "Model", names, index=names.index(current) if current in names else 0, key="monitor_model"
 )
-BUCKETS = {"1min": "1 minute", "5min": "5 minutes", "15min": "15 minutes", "1h": "1 hour", "1D": "1 day"}
+BUCKETS = {"1min": "1 minute", "5min": "5 minutes", "15min": "15 minutes", "1h": "1 hour", "1d": "1 day"}
 bucket = middle.selectbox(
     "Time bucket", list(BUCKETS), index=3, format_func=BUCKETS.get, key="monitor_bucket"
 )

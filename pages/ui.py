@@ -120,8 +120,18 @@ def go(page: str, **state) -> None:
 
 
 def slug(text: str) -> str:
-    """A widget-key-safe version of a column or model name."""
-    return re.sub(r"[^A-Za-z0-9_]+", "_", str(text)).strip("_") or "x"
+    """A widget-key-safe, unique version of a column or model name.
+
+    Names that are already safe are kept as they are; others get a short hash, so "Loan Amount",
+    "Loan-Amount" and two non-Latin names never share a key.
+    """
+    text = str(text)
+    safe = re.sub(r"[^A-Za-z0-9_]+", "_", text).strip("_") or "x"
+    if safe == text:
+        return safe
+    import hashlib
+
+    return f"{safe}_{hashlib.blake2b(text.encode(), digest_size=3).hexdigest()}"
 
 
 # --------------------------------------------------------------------------- the session's data file
@@ -202,8 +212,11 @@ def explainer(home: str, version_id: str, ref: str, task: str):
     from automl_core.explain import Explainer
 
     features, _ = training_rows(home, version_id, ref)
-    version = _store(home).registry.get(ref)
-    return Explainer(pipeline(home, version.artifact.sha256, ref), features, task)
+    store = _store(home)
+    version = store.registry.get(ref)
+    meta = store.registry.get_document(ref, "meta") or {}
+    positive = meta.get("positive_class") if task == "binary" else None  # "why" speaks of the positive class
+    return Explainer(pipeline(home, version.artifact.sha256, ref), features, task, target_class=positive)
 
 
 def pick_version(key: str = "pick", *, label: str = "Model"):

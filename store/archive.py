@@ -2,7 +2,8 @@
 
     manifest.json             format, and the SHA-256 of every other member
     model_card.json           name, version, task, metrics, input schema, lineage, data summary,
-                              library versions: readable without unpickling anything
+                              library versions of training (those installed at export when the
+                              lineage has none): readable without unpickling anything
     artifact/<sha256>.joblib  the pickled model, byte for byte as stored in the registry
     documents/<kind>.json     cached documents of the version (evaluation, importance, ...)
 
@@ -96,13 +97,27 @@ def model_card(version: ModelVersion) -> dict[str, Any]:
         "parent_version_id": version.parent_version_id,
         "job_id": version.job_id,
         "data_summary": data,
-        "library_versions": lineage.get("library_versions") or installed_library_versions(),
+        "library_versions": training_library_versions(lineage) or installed_library_versions(),
+        "data_sha256": version.data_sha256,
         "artifact": {
             "sha256": version.artifact.sha256,
             "size": version.artifact.size,
             "file": version.artifact.file,
         },
     }
+
+
+def training_library_versions(lineage: Mapping[str, Any]) -> dict[str, str] | None:
+    """The library versions recorded when the version was trained, or None when its lineage has none.
+
+    The engine records `lineage["libraries"]` (package -> version) and `lineage["python"]`; rows
+    written before that used `lineage["library_versions"]`.
+    """
+    libraries = lineage.get("libraries") or lineage.get("library_versions")
+    if not isinstance(libraries, Mapping) or not libraries:
+        return None
+    python = lineage.get("python")
+    return {**({"python": python} if isinstance(python, str) else {}), **libraries}
 
 
 def installed_library_versions() -> dict[str, str]:
@@ -202,7 +217,8 @@ def open_archive(path: str | Path) -> ArchiveContents:
                 f"archive {path}: artifact {artifact['member']} hashes to {digest.hexdigest()}, "
                 f"the manifest expects {artifact['sha256']}; the archive was altered"
             )
-        card_sha = (card.get("artifact") or {}).get("sha256")
+        card_artifact = card.get("artifact")
+        card_sha = card_artifact.get("sha256") if isinstance(card_artifact, dict) else None
         if card_sha != artifact["sha256"]:
             raise ArchiveError(
                 f"archive {path}: the model card names artifact {card_sha}, the manifest {artifact['sha256']}"
@@ -275,6 +291,8 @@ def _read_manifest(path: Path, archive: zipfile.ZipFile) -> dict[str, Any]:
     for key in ("card", "artifact"):
         if not isinstance(manifest.get(key), dict):
             raise ArchiveError(f"archive {path}: {MANIFEST} lacks its {key!r} entry")
+    if not isinstance(manifest.get("documents") or {}, dict):
+        raise ArchiveError(f"archive {path}: the 'documents' entry of {MANIFEST} must be an object")
     return manifest
 
 

@@ -167,11 +167,17 @@ class ArtifactStore:
         if not self.root.is_dir():
             return []
         cutoff = time.time() - min_age_seconds
-        return [
-            path
-            for path in self.root.iterdir()
-            if path.name.startswith(_TEMP_PREFIX) and path.stat().st_mtime < cutoff
-        ]
+        stale = []
+        for path in self.root.iterdir():
+            if not path.name.startswith(_TEMP_PREFIX):
+                continue
+            try:
+                modified = path.stat().st_mtime
+            except FileNotFoundError:  # its writer renamed it into place meanwhile (writers take no lock)
+                continue
+            if modified < cutoff:
+                stale.append(path)
+        return stale
 
     def _store(self, write, suffix: str, expected_sha256: str | None = None) -> ArtifactRef:
         self.root.mkdir(parents=True, exist_ok=True)

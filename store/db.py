@@ -139,6 +139,21 @@ MIGRATIONS: tuple[Migration, ...] = (
             "ALTER TABLE jobs ADD COLUMN cancel_requested_at TIMESTAMP",
         ),
     ),
+    Migration(
+        4,
+        "version_training_data_copies",
+        (
+            # the stored copy of a version's training data (a `.bin` artifact) is a reference like the
+            # model file: gc keeps it and deleting the last version that names it removes it
+            "ALTER TABLE model_versions ADD COLUMN data_sha256 VARCHAR",
+            # versions registered before this column recorded the copy only inside their lineage
+            """UPDATE model_versions
+                SET data_sha256 = json_extract_string(lineage, '$.data.stored_copy_sha256')
+                WHERE regexp_full_match(
+                    coalesce(json_extract_string(lineage, '$.data.stored_copy_sha256'), ''), '[0-9a-f]{64}'
+                )""",
+        ),
+    ),
 )
 
 _LOCK_CONFLICT_MARKERS = ("could not set lock", "conflicting lock")

@@ -6,7 +6,8 @@ paths from it, so pointing one variable elsewhere gives an isolated workbench (t
     automl.duckdb     models, versions, aliases, deployments, jobs (short-lived connections only;
                       `automl.duckdb.wal` appears while a write is in flight; `automl.duckdb.lock`
                       and `automl.duckdb.waiting` are the empty files processes queue on)
-    artifacts/        content-addressed model files, `<sha256>.joblib` / `<sha256>.bin`
+    artifacts/        content-addressed files: models `<sha256>.joblib`, training-data copies and
+                      other raw bytes `<sha256>.bin`
     jobs/             `<job_id>.jsonl` event logs and `<job_id>.cancel` flag files
     monitoring/       `predictions/*.jsonl` and `feedback/*.jsonl`, one file per writer process
     routing.json      snapshot of aliases, deployments and artifacts for the prediction server

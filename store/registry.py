@@ -15,9 +15,14 @@ loaded models should therefore be keyed by artifact SHA-256, never by `name@vers
 References everywhere: `NAME` (latest), `NAME@1.2.0`, `NAME@alias` (see `store.refs`).
 
 Lineage is stored as given (recommended keys: dataset_fingerprint, file_name, rows, columns, target,
-task, metric, leaderboard, hyperparameters, cv_plan, seed, time_budget, library_versions,
-git_commit); the parent version and the job id also have their own columns so the family tree can
-be queried.
+task, metric, leaderboard, hyperparameters, cv_plan, seed, time_budget, libraries (package name ->
+version, shown on the exported model card), git_commit); the parent version and the job id also have
+their own columns so the family tree can be queried.
+
+Training data: a version may name a copy of its training data stored with
+`artifacts.save_bytes(...)` (`register(..., data_sha256=...)`, default
+`lineage["data"]["stored_copy_sha256"]`). That copy is a reference like the model file: metadata
+patches share it, `gc()` keeps it, and deleting the last version that names it deletes the file.
 
 Crash safety: the artifact file is written first (atomically), then every row of a version in one
 transaction. A process killed at any point leaves either no row or a complete one; an orphan artifact
@@ -39,7 +44,7 @@ import duckdb
 from store.archive import model_card, open_archive, read_card, write_archive
 from store.artifacts import ArtifactRef, ArtifactStore
 from store.db import Database, as_utc, in_transaction, utc_now
-from store.errors import InvalidRequest, NotFound
+from store.errors import ArchiveError, ArtifactIntegrityError, InvalidRequest, NotFound
 from store.jsonfiles import atomic_write_json, dumps, fingerprint, loads
 from store.refs import (
     ModelRef,
@@ -57,7 +62,7 @@ DEPLOYMENT_MODES = ("ab", "shadow")
 _VERSION_COLUMNS = (
     "id, model_name, version, created_at, description, tags, task, metric_name, cv_score, params, "
     "input_schema, schema_fingerprint, lineage, recipe, parent_version_id, job_id, "
-    "artifact_sha256, artifact_size, artifact_file"
+    "artifact_sha256, artifact_size, artifact_file, data_sha256"
 )
 _SEMVER_DESC = "major DESC, minor DESC, patch DESC"
 
@@ -85,6 +90,7 @@ class ModelVersion:
     job_id: str | None
     artifact: ArtifactRef
     aliases: tuple[str, ...]
+    data_sha256: str | None = None  # the stored copy of the training data, see `Registry.register`
 
     @property
     def ref(self) -> str:
@@ -155,12 +161,24 @@ class Registry:
         job_id: str | None = None,
         documents: Mapping[str, Any] | None = None,
         aliases: Sequence[str] = (),
+        data_sha256: str | None = None,
     ) -> ModelVersion:
         """Pickle `model` into the artifacts folder and record it as the next version of `name`.
 
         `metrics` is `{split: {metric: value}}` (splits such as "cv", "test"); `parent` is a
         reference to the version this one was derived from; `aliases` are set in the same transaction.
+        `data_sha256` names the copy of the training data stored beforehand with
+        `artifacts.save_bytes(...)` (default: `lineage["data"]["stored_copy_sha256"]`); the registry
+        then keeps that file while a version names it and deletes it with the last one.
         """
+        in_lineage = _lineage_data_sha256(lineage)
+        if data_sha256 is None:
+            data_sha256 = in_lineage
+        elif in_lineage is not None and in_lineage != data_sha256:
+            raise InvalidRequest(
+                f"data_sha256 {data_sha256!r} differs from lineage['data']['stored_copy_sha256'] "
+                f"{in_lineage!r}; expected both to name the same stored copy of the training data"
+            )
         values = _version_values(
             name=name,
             input_schema=input_schema,
@@ -175,6 +193,7 @@ class Registry:
             tags=tags,
             job_id=job_id,
             documents=documents,
+            data_sha256=data_sha256,
         )
         aliases = tuple(validate_alias(alias) for alias in aliases)
         artifact = self.artifacts.save(model)
@@ -224,6 +243,7 @@ class Registry:
                     parent_version_id=source.id,
                     job_id=source.job_id,
                     artifact=source.artifact,
+                    data_sha256=source.data_sha256,
                     documents=merged_documents,
                 )
             self._write_routing(connection)
@@ -237,6 +257,7 @@ class Registry:
         *,
         parent: str | None,
         aliases: tuple[str, ...] = (),
+        data_required: bool = True,
     ) -> ModelVersion:
         with self.db.connect() as connection:
             with in_transaction(connection):
@@ -244,6 +265,16 @@ class Registry:
                 # it; deletes happen under this lock, so checking here is enough
                 if self.artifacts.find(artifact.sha256) is None:
                     artifact = ensure_artifact()
+                data_sha256 = values["data_sha256"]
+                if data_sha256 is not None and self.artifacts.find(data_sha256) is None:
+                    if data_required:
+                        raise ArtifactIntegrityError(
+                            f"training-data copy {data_sha256} is not in the artifacts folder "
+                            f"{self.artifacts.root}; expected it stored with artifacts.save_bytes(...) "
+                            "before registering (store it again: a concurrent delete of an identical "
+                            "copy may have removed it)"
+                        )
+                    values = {**values, "data_sha256": None}
                 parent_id = self._get(connection, parent).id if parent else None
                 latest = connection.execute(
                     f"SELECT major, minor, schema_fingerprint FROM model_versions WHERE model_name = ? "
@@ -288,6 +319,7 @@ class Registry:
         parent_version_id: str | None,
         job_id: str | None,
         artifact: ArtifactRef,
+        data_sha256: str | None,
         documents: Mapping[str, Any],
     ) -> str:
         now = utc_now()
@@ -297,7 +329,7 @@ class Registry:
         )
         connection.execute(
             f"INSERT INTO model_versions ({_VERSION_COLUMNS}, major, minor, patch) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            f"VALUES ({', '.join('?' * (_VERSION_COLUMNS.count(',') + 4))})",
             [
                 version_id,
                 name,
@@ -318,6 +350,7 @@ class Registry:
                 artifact.sha256,
                 artifact.size,
                 artifact.file,
+                data_sha256,
                 *number,
             ],
         )
@@ -553,7 +586,7 @@ class Registry:
     # ------------------------------------------------------------------------------------ delete
 
     def delete_version(self, ref: str) -> ModelVersion:
-        """Delete one version: its rows, aliases, documents and (if unshared) its artifact file.
+        """Delete one version: its rows, aliases, documents and (if unshared) its model and data files.
 
         Refused while a deployment resolves to it; deleting the last version deletes the model.
         """
@@ -578,21 +611,26 @@ class Registry:
                 if remaining == 0:
                     connection.execute("DELETE FROM deployments WHERE model_name = ?", [version.name])
                     connection.execute("DELETE FROM models WHERE name = ?", [version.name])
-            self._delete_unreferenced(connection, [version.artifact.sha256])
+            self._delete_unreferenced(connection, [version.artifact.sha256, version.data_sha256])
             self._write_routing(connection)
         return version
 
     def delete_model(self, name: str) -> int:
-        """Delete a model with all its versions, aliases, documents, deployment and unshared artifacts."""
+        """Delete a model with all its versions, aliases, documents, deployment and unshared artifacts.
+
+        Artifacts are the model files and the training-data copies; a file another version still
+        names (a reproduction, a model trained on the same data) stays.
+        """
         validate_model_name(name)
         with self.db.connect() as connection:
             with in_transaction(connection):
                 self._require_model(connection, name)
                 shas = [
-                    row[0]
+                    sha
                     for row in connection.execute(
-                        "SELECT DISTINCT artifact_sha256 FROM model_versions WHERE model_name = ?", [name]
+                        "SELECT artifact_sha256, data_sha256 FROM model_versions WHERE model_name = ?", [name]
                     ).fetchall()
+                    for sha in row
                 ]
                 count = self._delete_rows(connection, "model_name = ?", [name])
                 connection.execute("DELETE FROM aliases WHERE model_name = ?", [name])
@@ -605,14 +643,16 @@ class Registry:
     def gc(self, *, min_age_seconds: float = 3600.0) -> list[Path]:
         """Remove artifact files no version references, and temp files of killed writers.
 
-        Files younger than `min_age_seconds` are kept: another process may be about to commit them.
+        A version references its model file and its training-data copy (`data_sha256`). Files
+        younger than `min_age_seconds` are kept: another process may be about to commit them.
         """
         removed = []
         with self.db.connect() as connection:
             referenced = {
                 row[0]
                 for row in connection.execute(
-                    "SELECT DISTINCT artifact_sha256 FROM model_versions"
+                    "SELECT artifact_sha256 FROM model_versions UNION "
+                    "SELECT data_sha256 FROM model_versions WHERE data_sha256 IS NOT NULL"
                 ).fetchall()
             }
             cutoff = dt.datetime.now().timestamp() - min_age_seconds
@@ -645,11 +685,24 @@ class Registry:
         """Verify an exported zip and register it as the next version of `name` (default: its card's name).
 
         Everything is checked before anything is written, so a refused archive leaves the registry as it was.
+        An archive holds no training data; when this home already stores the copy the card names
+        (same data trained on here, or an import into the home it came from), the new version references it.
         """
         contents = open_archive(path)
         card = contents.card
+        for key in ("lineage", "metrics", "params", "recipe", "tags"):
+            if card.get(key) is not None and not isinstance(card[key], Mapping):
+                raise ArchiveError(
+                    f"archive {path}: the model card's {key!r} must be a JSON object, got {type(card[key]).__name__}"
+                )
+        for key in ("task", "metric_name", "description"):
+            if card.get(key) is not None and not isinstance(card[key], str):
+                raise ArchiveError(
+                    f"archive {path}: the model card's {key!r} must be a string, got {type(card[key]).__name__}"
+                )
         target = validate_model_name(name if name is not None else card["name"])
         lineage = dict(card.get("lineage") or {})
+        data_sha256 = card.get("data_sha256") or _lineage_data_sha256(lineage)
         lineage["imported_from"] = {
             "archive": Path(path).name,
             "name": card.get("name"),
@@ -673,6 +726,7 @@ class Registry:
             tags=card.get("tags") or {},
             job_id=None,
             documents=contents.documents,
+            data_sha256=data_sha256 if _is_sha256(data_sha256) else None,
         )
         suffix = Path(contents.artifact_member).suffix
 
@@ -682,7 +736,7 @@ class Registry:
                     stream, suffix=suffix, expected_sha256=contents.artifact_sha256
                 )
 
-        return self._insert_version(values, copy_artifact(), copy_artifact, parent=None)
+        return self._insert_version(values, copy_artifact(), copy_artifact, parent=None, data_required=False)
 
     read_card = staticmethod(read_card)
 
@@ -829,6 +883,7 @@ class Registry:
                 job_id=row[15],
                 artifact=ArtifactRef(row[16], row[17], self.artifacts.path_of(row[18])),
                 aliases=tuple(aliases.get(row[0], ())),
+                data_sha256=row[19],
             )
             for row in rows
         ]
@@ -893,11 +948,12 @@ class Registry:
                 connection.execute(f"DELETE FROM {table} WHERE {column} = ?", [version_id])
         return len(ids)
 
-    def _delete_unreferenced(self, connection: duckdb.DuckDBPyConnection, shas: Iterable[str]) -> None:
+    def _delete_unreferenced(self, connection: duckdb.DuckDBPyConnection, shas: Iterable[str | None]) -> None:
         # runs after the commit but under the database lock, so no registration can race it
-        for sha in set(shas):
+        for sha in set(shas) - {None}:
             still_used = connection.execute(
-                "SELECT 1 FROM model_versions WHERE artifact_sha256 = ? LIMIT 1", [sha]
+                "SELECT 1 FROM model_versions WHERE artifact_sha256 = ? OR data_sha256 = ? LIMIT 1",
+                [sha, sha],
             ).fetchone()
             if not still_used:
                 self.artifacts.delete(sha)
@@ -918,12 +974,18 @@ def _version_values(
     tags: Mapping[str, Any] | None,
     job_id: str | None,
     documents: Mapping[str, Any] | None,
+    data_sha256: str | None,
 ) -> dict[str, Any]:
     """Validate what a caller gives for a new version; returns keyword arguments of `_insert_rows`."""
     validate_model_name(name)
     for value, what in ((params, "params"), (lineage, "lineage"), (recipe, "recipe"), (tags, "tags")):
         if value is not None and not isinstance(value, Mapping):
             raise InvalidRequest(f"{what} must be a dict, got {type(value).__name__}")
+    if data_sha256 is not None and not _is_sha256(data_sha256):
+        raise InvalidRequest(
+            f"data_sha256 {data_sha256!r} is invalid: expected the SHA-256 (64 lowercase hex characters) "
+            "of a training-data copy stored with artifacts.save_bytes(...)"
+        )
     return {
         "name": name,
         "description": str(description or ""),
@@ -939,7 +1001,18 @@ def _version_values(
         "recipe": dict(recipe or {}),
         "job_id": job_id,
         "documents": _check_documents(documents),
+        "data_sha256": data_sha256,
     }
+
+
+def _lineage_data_sha256(lineage: Any) -> Any:
+    """`lineage["data"]["stored_copy_sha256"]` (where the engine records its training-data copy), or None."""
+    data = lineage.get("data") if isinstance(lineage, Mapping) else None
+    return data.get("stored_copy_sha256") if isinstance(data, Mapping) else None
+
+
+def _is_sha256(value: Any) -> bool:
+    return isinstance(value, str) and len(value) == 64 and all(c in "0123456789abcdef" for c in value)
 
 
 def _resolve_in(model: dict[str, Any], ref: str) -> str | None:

@@ -20,10 +20,13 @@ VENDORED = ROOT / "tests" / "data"
 sys.path.insert(0, str(ROOT))
 
 
+SAMPLES = ROOT / "automl_core" / "samples"
+
+
 def dataset_path(name: str, split: str | None = None) -> Path:
     path = SPLITS / f"{name}.{split}.csv" if split else DATASETS / f"{name}.csv"
-    if not path.exists() and split:
-        path = VENDORED / f"{name}.{split}.csv"
+    if not path.exists():
+        path = VENDORED / f"{name}.{split}.csv" if split else SAMPLES / f"{name}.csv"
     if not path.exists():
         pytest.skip(f"shared dataset {path} is not available")
     return path

@@ -10,7 +10,7 @@ import pytest
 
 from automl_core import DataError, TargetError, profile_table, read_table
 from automl_core.problem import detect_problem, split_target
-from tests.conftest import DATASETS, dataset_path
+from tests.conftest import dataset_path
 
 ALL_FILES = ["co2", "credit_default", "diabetes", "diamonds", "hpc_jobs", "loans_messy", "penguins", "titanic", "wine"]
 
@@ -223,7 +223,7 @@ def test_dataframe_input_gets_a_stable_fingerprint():
 def test_file_fingerprint_is_the_sha256_of_the_bytes():
     import hashlib
 
-    path = DATASETS / "wine.csv"
+    path = dataset_path("wine")
     assert read_table(path).attrs["fingerprint"] == hashlib.sha256(path.read_bytes()).hexdigest()
 
 

@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 from automl_core.jobs import JobManager, default_workers
-from automl_core.registration import default_model_name, register_automl
+from automl_core.registration import default_model_name
 from automl_core.training import TrainRequest, reproduce, retrain, run_training
 from tests.conftest import ROOT, dataset_path
 
@@ -54,7 +54,9 @@ def test_registered_version_answers_what_data_and_settings_made_it(store):
 
 
 def test_retrain_is_a_child_minor_version_and_reproduce_matches(store, tmp_path):
-    first = run_training(store, small_request()).version
+    # cv="auto" with a small budget: the replay must reuse the same folds although it has more time.
+    first = run_training(store, small_request(cv="auto", time_budget=5)).version
+    assert first.lineage["time_budget"] == 5 and first.recipe["settings"]["cv_resolved"] == 3
     again = reproduce(store, first.ref)
     assert again.version.version == "1.1.0"
     assert again.version.parent_version_id == first.id

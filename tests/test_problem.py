@@ -9,10 +9,11 @@ import pandas as pd
 import pytest
 
 from automl_core import DataError, TargetError, profile_table, read_table
-from automl_core.problem import choose_positive_class, detect_problem, describe_step
-from tests.conftest import SPLITS, dataset_path
+from automl_core.problem import choose_positive_class, describe_step, detect_problem
+from tests.conftest import SPLITS, VENDORED, dataset_path
 
-MANIFEST = json.loads((SPLITS / "manifest.json").read_text())["datasets"] if (SPLITS / "manifest.json").exists() else []
+_MANIFEST_FILE = SPLITS / "manifest.json" if (SPLITS / "manifest.json").exists() else VENDORED / "manifest.json"
+MANIFEST = json.loads(_MANIFEST_FILE.read_text())["datasets"]
 
 
 @pytest.mark.parametrize("entry", MANIFEST, ids=[e["name"] for e in MANIFEST])
@@ -124,3 +125,11 @@ def test_explicit_time_column_must_exist():
     frame = _frame([1.5, 2.5, 3.1] * 10)
     with pytest.raises(DataError, match="time column 'when'"):
         detect_problem(frame, "y", profile_table(frame, "y"), time_column="when")
+
+
+def test_yes_no_targets_in_mixed_case_are_two_classes():
+    frame = _frame(["Yes", "yes", "No", "no", "YES", "No"] * 10)
+    profile = profile_table(frame, "y")
+    problem = detect_problem(frame, "y", profile)
+    assert problem.task == "binary" and set(problem.classes) == {"Yes", "No"}
+    assert problem.positive_class == "Yes"

@@ -41,15 +41,29 @@ def test_time_series_folds_always_validate_on_the_future():
         assert order[train].max() < order[val].min()
 
 
-def test_rare_classes_reduce_the_folds_and_singletons_are_refused():
+def test_a_rare_class_keeps_the_folds_and_is_explained():
     from automl_core import AutoMLError
 
     y = np.array(["a"] * 50 + ["b"] * 3)
-    assert make_cv_plan("binary", 53, 60, y, cv=5).n_splits == 3
-    with pytest.raises(AutoMLError, match="single row"):
-        make_cv_plan("binary", 51, 60, np.array(["a"] * 50 + ["b"]))
+    plan = make_cv_plan("binary", 53, 60, y, cv=5)
+    assert plan.n_splits == 5 and "'b' has only 3 row(s)" in plan.reason
+    splits = plan.splits(y)
+    assert len(splits) == 5 and sorted(np.concatenate([v for _, v in splits]).tolist()) == list(range(53))
+    single = np.array(["a"] * 50 + ["b"])
+    assert len(make_cv_plan("binary", 51, 60, single).splits(single)) == 10
     with pytest.raises(AutoMLError, match="at least 2"):
         make_cv_plan("binary", 51, 60, y, cv=1)
+
+
+def test_a_singleton_class_still_trains():
+    import pandas as pd
+
+    rng = np.random.default_rng(0)
+    frame = pd.DataFrame({"x": rng.normal(size=60), "z": rng.normal(size=60)})
+    frame["y"] = ["a"] * 30 + ["b"] * 29 + ["c"]
+    model = AutoML(time_budget=4, include=["linear"]).fit(frame, "y")
+    assert list(model.classes_) == ["a", "b", "c"]
+    assert model.predict_proba(frame[["x", "z"]]).shape == (60, 3)
 
 
 def test_holdout_split_is_stratified():

@@ -12,6 +12,7 @@ import pytest
 from store import ArchiveError, InvalidName, Store, read_card
 
 SCHEMA = {"columns": [{"name": "age", "kind": "numeric"}]}
+TRAINING_LIBRARIES = {"scikit-learn": "0.0.1-training", "lightgbm": "0.0.2-training"}
 
 
 @pytest.fixture
@@ -31,7 +32,9 @@ def source(tmp_path) -> Store:
             "rows": 500,
             "columns": {"age": "numeric"},
             "target": "churned",
-            "library_versions": {"scikit-learn": "1.9.0"},
+            # what the engine records at training time (versions unlike anything installed here)
+            "libraries": TRAINING_LIBRARIES,
+            "python": "3.11.0-training",
         },
         recipe={"time_budget": 30},
         description="baseline",
@@ -124,12 +127,53 @@ def test_the_card_is_readable_without_unpickling(source, archive, monkeypatch):
         "columns": {"age": "numeric"},
         "target": "churned",
     }
-    assert card["library_versions"] == {"scikit-learn": "1.9.0"}
+    assert card["library_versions"] == {"python": "3.11.0-training", **TRAINING_LIBRARIES}
     assert card["metrics"]["test"] == {"roc_auc": 0.87}
     child = read_card(source.registry.export_version("churn@1.1.0", archive.parent / "child.zip"))
     assert "python" in child["library_versions"]  # detected when the lineage has none
     manifest = json.loads(members(archive)["manifest.json"])
     assert manifest["artifact"]["sha256"] == card["artifact"]["sha256"]
+
+
+@pytest.mark.parametrize(
+    ("lineage", "expected"),
+    [
+        ({"libraries": {"numpy": "2.0.0"}}, {"numpy": "2.0.0"}),
+        ({"library_versions": {"numpy": "1.0.0"}}, {"numpy": "1.0.0"}),  # rows written before "libraries"
+        (
+            {"libraries": {"numpy": "2.0.0"}, "library_versions": {"numpy": "1.0.0"}, "python": "3.12.1"},
+            {"python": "3.12.1", "numpy": "2.0.0"},
+        ),
+    ],
+    ids=["libraries", "older-key", "libraries-win"],
+)
+def test_the_card_states_the_library_versions_of_training_not_of_the_exporting_machine(
+    source, tmp_path, lineage, expected
+):
+    version = source.registry.register("lib", {"m": 1}, input_schema=SCHEMA, lineage=lineage)
+    card = read_card(source.registry.export_version(version.ref, tmp_path / "lib.zip"))
+    assert card["library_versions"] == expected
+
+
+def test_an_import_keeps_the_training_data_copy_only_where_the_home_holds_it(source, target, tmp_path):
+    data = source.artifacts.save_bytes(b"age,churned\n30,1\n")
+    trained = source.registry.register(
+        "churn", {"w": 9}, input_schema=SCHEMA, lineage={"data": {"stored_copy_sha256": data.sha256}}
+    )
+    archive = source.registry.export_version(trained.ref, tmp_path / "with-data.zip")
+    assert read_card(archive)["data_sha256"] == data.sha256
+    assert not any(member.endswith(".bin") for member in members(archive))  # no training data travels
+
+    elsewhere = target.registry.import_archive(archive)  # another home: the copy is not there
+    assert elsewhere.data_sha256 is None
+    assert elsewhere.lineage["data"]["stored_copy_sha256"] == data.sha256  # provenance kept as written
+
+    here = source.registry.import_archive(archive, name="churn-copy")  # the home it came from
+    assert here.data_sha256 == data.sha256
+    source.registry.delete_model("churn")
+    assert source.artifacts.load_bytes(data.sha256) == b"age,churned\n30,1\n"  # the copy still uses it
+    source.registry.delete_model("churn-copy")
+    assert source.artifacts.find(data.sha256) is None
 
 
 def _flip_artifact(m):
@@ -175,6 +219,30 @@ HOSTILE = [
     ("card-not-json", lambda m: _raw_card(m, b"{not json"), (), "model_card.json is not valid JSON"),
     ("card-not-object", lambda m: _raw_card(m, b"[1, 2]"), (), "must be a JSON object with a 'name'"),
     (
+        "card-artifact-not-object",
+        lambda m: _edit_card(m, lambda c: c.update(artifact="x"), keep_hash=True),
+        (),
+        "the model card names artifact None",
+    ),
+    (
+        "card-lineage-not-object",
+        lambda m: _edit_card(m, lambda c: c.update(lineage=[1, 2]), keep_hash=True),
+        (),
+        "the model card's 'lineage' must be a JSON object, got list",
+    ),
+    (
+        "card-metrics-not-object",
+        lambda m: _edit_card(m, lambda c: c.update(metrics="high"), keep_hash=True),
+        (),
+        "the model card's 'metrics' must be a JSON object, got str",
+    ),
+    (
+        "card-task-not-text",
+        lambda m: _edit_card(m, lambda c: c.update(task={"a": 1}), keep_hash=True),
+        (),
+        "the model card's 'task' must be a string, got dict",
+    ),
+    (
         "bad-card-name",
         lambda m: _edit_card(m, lambda c: c.update(name="../../evil"), keep_hash=True),
         (),
@@ -198,6 +266,12 @@ HOSTILE = [
         lambda m: _set_manifest(m, lambda x: x.update(format_version=2)),
         (),
         "format version 2 is not supported",
+    ),
+    (
+        "documents-not-object",
+        lambda m: _set_manifest(m, lambda x: x.update(documents=["evaluation"])),
+        (),
+        "the 'documents' entry of manifest.json must be an object",
     ),
     (
         "manifest-without-artifact",

@@ -123,3 +123,11 @@ def test_verify_reports_a_missing_file(artifacts):
 def test_only_known_suffixes_are_accepted_for_streams(artifacts):
     with pytest.raises(ValueError, match="artifact suffix must be"):
         artifacts.save_stream(io.BytesIO(b""), suffix=".exe")
+
+
+def test_a_temp_file_renamed_into_place_while_listing_is_not_stale(artifacts, monkeypatch):
+    artifacts.root.mkdir(parents=True)
+    (artifacts.root / ".incoming-dead.joblib").write_bytes(b"partial")
+    listed = list(artifacts.root.iterdir()) + [artifacts.root / ".incoming-renamed-meanwhile.joblib"]
+    monkeypatch.setattr(type(artifacts.root), "iterdir", lambda self: iter(listed))
+    assert [path.name for path in artifacts.stale_temp_files(0)] == [".incoming-dead.joblib"]

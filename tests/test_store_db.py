@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -71,6 +72,54 @@ def test_an_older_home_is_upgraded_in_place_and_keeps_its_data(tmp_path):
     assert [v for v, _ in store.db.applied_migrations()] == [m.version for m in MIGRATIONS]
     store.registry.put_document("churn", "evaluation", {"auc": 0.9})  # table added by migration 2
     assert store.registry.get_document("churn", "evaluation") == {"auc": 0.9}
+    assert version.data_sha256 is None  # column added by migration 4; this lineage names no data copy
+
+
+def test_upgrading_a_home_makes_the_data_copies_its_lineage_names_references(tmp_path):
+    home = tmp_path / "home"
+    old = Database(home / "automl.duckdb", migrations=MIGRATIONS[:3])
+    artifacts = ArtifactStore(home / "artifacts")
+    model = artifacts.save({"weights": [1]})
+    data = artifacts.save_bytes(b"age,churned\n30,1\n")
+    lineages = {
+        "1.0.0": {"data": {"file": "churn.csv", "stored_copy_sha256": data.sha256}},
+        "1.1.0": {"data": {"file": "churn.csv", "stored_copy_sha256": data.sha256}},  # a reproduction
+        "1.2.0": {"data": {"stored_copy_sha256": None}},
+        "1.3.0": {"data": {"stored_copy_sha256": "../not-a-hash"}},
+        "1.4.0": {"data": "churn.csv"},
+    }
+    with old.transaction() as connection:
+        connection.execute("INSERT INTO models VALUES ('churn', ?)", [utc_now()])
+        for minor, (number, lineage) in enumerate(lineages.items()):
+            connection.execute(
+                "INSERT INTO model_versions (id, model_name, version, major, minor, patch, created_at, "
+                "schema_fingerprint, artifact_sha256, artifact_size, artifact_file, lineage) "
+                "VALUES (?, 'churn', ?, 1, ?, 0, ?, 'fp', ?, ?, ?, ?)",
+                [
+                    f"v{minor}",
+                    number,
+                    minor,
+                    utc_now(),
+                    model.sha256,
+                    model.size,
+                    model.file,
+                    json.dumps(lineage),
+                ],
+            )
+
+    store = Store(home)
+    assert [(v.version, v.data_sha256) for v in store.registry.versions("churn")] == [
+        ("1.0.0", data.sha256),
+        ("1.1.0", data.sha256),
+        ("1.2.0", None),
+        ("1.3.0", None),
+        ("1.4.0", None),
+    ]
+    assert store.registry.gc(min_age_seconds=0) == []  # the data copy is no longer garbage
+    store.registry.delete_version("churn@1.0.0")
+    assert store.artifacts.load_bytes(data.sha256) == b"age,churned\n30,1\n"  # 1.1.0 still names it
+    store.registry.delete_model("churn")
+    assert store.artifacts.list() == []
 
 
 def test_a_database_from_newer_code_is_refused(tmp_path):

@@ -93,7 +93,7 @@ def test_every_recorded_field_round_trips(store):
         "leaderboard": [{"model": "lgbm", "score": 0.91}],
         "seed": 42,
         "time_budget": 60,
-        "library_versions": {"scikit-learn": "1.9"},
+        "libraries": {"scikit-learn": "1.9"},
         "git_commit": "deadbeef",
         "cv_plan": {"folds": 5},
         "score": float("nan"),
@@ -193,6 +193,16 @@ def test_model_names_are_validated_where_they_enter(store, name, ok):
         ({"aliases": ["latest"]}, "alias 'latest' is reserved"),
         ({"documents": {"Bad Kind": {}}}, "document kind 'Bad Kind' is invalid"),
         ({"parent": "ghost@1.0.0"}, "model 'ghost' not found"),
+        ({"data_sha256": "../data.csv"}, "data_sha256 '../data.csv' is invalid: expected the SHA-256"),
+        ({"data_sha256": "A" * 64}, "data_sha256 'AAAA.* is invalid"),
+        (
+            {"lineage": {"data": {"stored_copy_sha256": "not-a-hash"}}},
+            "data_sha256 'not-a-hash' is invalid",
+        ),
+        (
+            {"data_sha256": "a" * 64, "lineage": {"data": {"stored_copy_sha256": "b" * 64}}},
+            "differs from lineage\\['data'\\]\\['stored_copy_sha256'\\]",
+        ),
     ],
 )
 def test_bad_registration_arguments_are_refused_and_register_nothing(store, kwargs, message):
@@ -458,3 +468,68 @@ def test_not_found_errors_survive_pickling_between_processes():
     )
     many = NotFound("job", "x", [f"j{i:02d}" for i in range(25)])
     assert str(many).endswith("(and 5 more)")
+
+
+def store_data(store: Store, text: str = "age,plan\n30,basic\n") -> str:
+    """What the engine does: keep a copy of the training data, named by its SHA-256."""
+    return store.artifacts.save_bytes(text.encode()).sha256
+
+
+def engine_lineage(data_sha256: str) -> dict:
+    return {"data": {"file": "churn.csv", "stored_copy_sha256": data_sha256, "rows": 1}, "target": "churned"}
+
+
+def test_the_training_data_copy_is_a_reference_that_gc_keeps(store):
+    shas = {text: store_data(store, text) for text in ("given", "in lineage", "both", "never registered")}
+    given = register(store, data_sha256=shas["given"])
+    from_lineage = register(store, lineage=engine_lineage(shas["in lineage"]))
+    both = register(store, data_sha256=shas["both"], lineage=engine_lineage(shas["both"]))
+    assert (given.data_sha256, from_lineage.data_sha256) == (shas["given"], shas["in lineage"])
+    assert store.registry.get(both.ref).data_sha256 == shas["both"]
+    assert register(store).data_sha256 is None
+
+    removed = store.registry.gc(min_age_seconds=0)
+    assert [path.name for path in removed] == [f"{shas['never registered']}.bin"]
+    for version in (given, from_lineage, both):
+        assert store.artifacts.verify(version.data_sha256).sha256 == version.data_sha256
+
+
+def test_deleting_versions_removes_their_data_copy_with_the_last_one_that_names_it(store):
+    data = store_data(store)
+    original = register(store, lineage=engine_lineage(data), aliases=["production"])
+    patch = store.registry.update_metadata(original.ref, description="reviewed")
+    reproduction = register(store, lineage=engine_lineage(data), parent=original.ref)
+    other_model = register(store, name="price", schema=SCHEMA_B, data_sha256=data)
+    assert patch.data_sha256 == reproduction.data_sha256 == other_model.data_sha256 == data
+
+    store.registry.delete_version(original.ref)
+    store.registry.delete_version(patch.ref)
+    assert store.artifacts.find(data) is not None  # the reproduction and "price" still use it
+    assert store.registry.delete_model("churn") == 1
+    assert store.artifacts.load_bytes(data) == b"age,plan\n30,basic\n"
+    store.registry.delete_version(other_model.ref)  # the last version naming it
+    assert store.artifacts.find(data) is None
+    assert os.listdir(store.artifacts.root) == []
+
+
+def test_deleting_a_model_removes_its_model_files_and_data_copies_together(store):
+    register(store, data_sha256=store_data(store, "first"))
+    register(store, data_sha256=store_data(store, "second"))
+    kept = register(store, name="other", data_sha256=store_data(store, "kept"))
+    assert store.registry.delete_model("churn") == 2
+    assert {artifact.sha256 for artifact in store.artifacts.list()} == {
+        kept.artifact.sha256,
+        kept.data_sha256,
+    }
+
+
+def test_a_data_copy_missing_when_registering_is_refused_and_registers_nothing(store):
+    data = store_data(store)
+    store.artifacts.delete(data)  # e.g. deleted with an identical copy by another process meanwhile
+    with pytest.raises(
+        ArtifactIntegrityError, match=f"training-data copy {data} is not in the artifacts folder"
+    ):
+        register(store, lineage=engine_lineage(data))
+    with pytest.raises(ArtifactIntegrityError, match="store it again"):
+        register(store, data_sha256=data)
+    assert store.registry.models() == []
