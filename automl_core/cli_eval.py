@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import json
 
-import pandas as pd
-
-from .assessment import _plain
 from .errors import AutoMLError
+
+
+def _plain(value):
+    from .assessment import _plain as plain
+
+    return plain(value)
 
 
 def _store():
@@ -22,7 +25,7 @@ def _load(store, ref: str):
     return version, store.registry.load(version.ref), meta
 
 
-def _training_sample(store, version, meta: dict, rows: int = 200) -> pd.DataFrame | None:
+def _training_sample(store, version, meta: dict, rows: int = 200):
     from .intake import read_table
 
     sha = version.data_sha256
