@@ -1,12 +1,12 @@
 """Batch predict: upload a file, get its predictions as a table and a CSV download."""
 
-import hashlib
 import io
 
 import pandas as pd
 import streamlit as st
 
 from automl_core.errors import SchemaError
+from automl_core.intake import read_table
 from automl_core.modelfile import predictions_frame
 from automl_core.serving.errors import ApiError
 from pages import ui
@@ -39,19 +39,19 @@ if upload is None:
 data = upload.getvalue()
 warnings: list[str] = []
 try:
-    frame = ui.read_table(hashlib.sha256(data).hexdigest(), upload.name, data)
     pipe = ui.pipeline(home, version.artifact.sha256, version.ref)
-    with st.spinner(f"Predicting {len(frame):,} rows…"):
+    with st.spinner(f"Predicting the rows of {upload.name}…"):
         if data[:4] == b"PAR1":
+            frame = read_table(data, name=upload.name, drop_empty_rows=False)
             predictions = predictions_frame(pipe, meta, frame)
         else:  # CSV: exactly the server's batch path (POST /predict/{ref}/batch), checks included
-            *_, warnings, _ignored, _rows, chunks = ui.prediction_service().predict_csv(
-                version.ref, io.BytesIO(data)
-            )
-            predictions = pd.read_csv(
-                io.BytesIO(b"".join(chunks)),
-                dtype={"prediction": str} if meta.get("task") in ("binary", "multiclass") else None,
-            )
+            batch = ui.prediction_service().predict_csv(version.ref, io.BytesIO(data))
+            warnings = batch.warnings
+            # the rows shown and their predictions come from one reading of the file, chunk by chunk
+            chunks = list(batch.outputs())
+            frame = pd.concat([rows for rows, _ in chunks], ignore_index=True)
+            predictions = pd.concat([predicted for _, predicted in chunks], ignore_index=True)
+            frame.attrs["source"] = upload.name
 except ApiError as exc:
     st.error(
         f"**{upload.name}** does not fit {version.ref} (the server would answer {exc.status}): {exc.message}",
@@ -74,7 +74,7 @@ st.success(
 )
 for warning in warnings:
     st.warning(warning)
-result = pd.concat([predictions, frame.reset_index(drop=True)], axis=1)
+result = pd.concat([predictions, frame], axis=1)  # row i of both is row i of the file
 st.dataframe(result.head(1000), hide_index=True, key="batch_result")
 st.download_button(
     "Download predictions (CSV)",

@@ -349,6 +349,30 @@ def test_batch_page_names_a_missing_column(home):
     assert "'age'" in texts(at.error) and "old" in texts(at.error)
 
 
+def test_batch_page_keeps_every_row_of_the_file_next_to_its_own_prediction(home):
+    import pandas as pd
+
+    rows = pd.read_csv(TITANIC_TEST, dtype=str, keep_default_na=False).iloc[:30]
+    plain = rows.to_csv(index=False).encode()
+    # the same rows with an all-empty row after the 10th, semicolons and Latin-1 (as a spreadsheet may save it)
+    empty = pd.DataFrame([[""] * rows.shape[1]], columns=rows.columns)
+    odd = pd.concat([rows.iloc[:10], empty, rows.iloc[10:]], ignore_index=True)
+    odd["remarque"] = ["Zoë"] * 10 + [""] + ["Gaëlle"] * 20
+    odd = odd.to_csv(index=False, sep=";").encode("latin-1")
+
+    at = open_page("batch", model_ref=home["titanic"])
+    at.file_uploader(key="batch_upload").set_value(("plain.csv", plain, "text/csv")).run()
+    want = table(at, "prediction", "sex").reset_index(drop=True)
+    at.file_uploader(key="batch_upload").set_value(("odd.csv", odd, "text/csv")).run()
+    assert not at.exception and not at.error
+    got = table(at, "prediction", "sex").reset_index(drop=True)
+    assert len(got) == 31 and got.loc[10, ["pclass", "sex", "age"]].isna().all()
+    rest = got.drop(index=10).reset_index(drop=True)
+    assert list(rest["sex"]) == list(want["sex"]) and list(rest["prediction"]) == list(want["prediction"])
+    pd.testing.assert_series_equal(rest["proba_survived"], want["proba_survived"], rtol=1e-9)
+    assert "roc_auc" in set(table(at, "metric", "value")["metric"])  # scored on the same rows
+
+
 # ----------------------------------------------------------------------------------- registry
 def test_registry_page_promotes_retrains_runs_an_ab_test_and_shows_how_to_serve(titanic_home):
     from store import Store

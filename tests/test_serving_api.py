@@ -529,3 +529,291 @@ def test_batch_answers_are_strict_json_whatever_the_numbers_and_class_names():
     assert body["probabilities"] == [{"a": 0.25, names[1]: 0.75}, {"a": None, names[1]: 1.0}]
     fine = RowsResult(route, "r", np.array(["a"], dtype=object), np.array([[0.25, 0.75]]), names)
     assert json.loads(b"".join(_encode_rows("m", fine)))["probabilities"] == [{"a": 0.25, names[1]: 0.75}]
+
+
+# --------------------------------------------------------------------------- CSV bodies read like the app reads files
+def _with_empty_row(csv: bytes, at: int) -> bytes:
+    """The CSV with an all-empty row (`,,,`) before data row `at`, and a blank line after it."""
+    lines = csv.decode().splitlines()
+    empty = "," * (len(pd.read_csv(io.BytesIO(csv), nrows=0).columns) - 1)
+    return ("\n".join([*lines[: at + 1], empty, "", *lines[at + 1 :]]) + "\n").encode()
+
+
+def test_a_csv_with_an_empty_row_in_the_middle_gets_one_aligned_answer_per_row(api, home):
+    csv = _with_empty_row(messy_csv(30, seed=50), at=12)
+    answer = call(api, "POST", "/api/v1/predict/approval/batch", csv, ctype="text/csv")
+    out = pd.read_csv(io.BytesIO(answer.data()))
+    frame = read_table(
+        csv, drop_empty_rows=False
+    )  # what the app reads: the empty row kept, the blank line not
+    assert answer.status == 200 and answer.headers["X-Rows"] == "31" and len(out) == len(frame) == 31
+    assert frame.iloc[12].isna().all()
+    want = home["store"].registry.load("approval").predict_proba(frame)
+    np.testing.assert_allclose(
+        out["proba_Yes"], want[:, 1], rtol=1e-9
+    )  # row i answers row i, after the gap too
+    plain = pd.read_csv(
+        io.BytesIO(
+            call(
+                api, "POST", "/api/v1/predict/approval/batch", messy_csv(30, seed=50), ctype="text/csv"
+            ).data()
+        )
+    )
+    np.testing.assert_allclose(out.drop(index=12)["proba_Yes"], plain["proba_Yes"], rtol=1e-12)
+
+
+@pytest.mark.parametrize(
+    ("delimiter", "encoding"), [(";", "latin-1"), ("\t", "utf-16"), ("|", "utf-8-sig"), (",", "latin-1")]
+)
+def test_a_csv_in_another_dialect_or_encoding_is_accepted_like_the_app_accepts_it(api, delimiter, encoding):
+    frame = pd.read_csv(io.BytesIO(messy_csv(25, seed=51)), dtype=str, keep_default_na=False)
+    frame["remarque"] = [f"José à Genève; prêt n°{i}" for i in range(len(frame))]  # an ignored column
+    body = frame.to_csv(index=False, sep=delimiter).encode(encoding)
+    read_table(body, name="rows.csv")  # the app accepts this file
+    answer = call(api, "POST", "/api/v1/predict/approval/batch", body, ctype="text/csv")
+    assert answer.status == 200, answer.data()[:300]
+    assert "remarque" in answer.headers["X-Warnings"]  # the header line was split where the app splits it
+    out = pd.read_csv(io.BytesIO(answer.data()))
+    plain = call(
+        api, "POST", "/api/v1/predict/approval/batch", frame.to_csv(index=False).encode(), ctype="text/csv"
+    )
+    pd.testing.assert_frame_equal(out, pd.read_csv(io.BytesIO(plain.data())))
+
+
+def test_the_dialect_is_found_without_the_sniffer_only_when_the_header_settles_it():
+    from automl_core.serving.csvbody import detect_dialect
+
+    columns = ["age", "city"]
+    assert detect_dialect(io.BytesIO(b"age,city,x\n3,Lyon,1\n"), columns).sniffed_by == "header"
+    semicolon = detect_dialect(io.BytesIO("age;city\n3;Zürich\n4;Genève\n".encode("latin-1")), columns)
+    assert (semicolon.delimiter, semicolon.encoding, semicolon.sniffed_by) == (";", "latin-1", "duckdb")
+    escaped = detect_dialect(io.BytesIO(b'age,city\n3,"a \\" b"\n4,"c"\n'), columns)
+    assert escaped.sniffed_by == "duckdb" and escaped.escapechar == "\\"
+
+
+def test_a_csv_body_that_is_not_text_is_a_400_naming_why(api):
+    answer = call(api, "POST", "/api/v1/predict/approval/batch", b"a,b\n\x00\x01\x02,3\n", ctype="text/csv")
+    assert answer.status == 400 and "not a text file" in answer.json()["error"]["message"]
+
+
+# --------------------------------------------------------------------------- deployments for the documented call
+def test_the_deployment_applies_to_its_champion_reference_and_a_version_number_pins(home):
+    store = home["store"]
+    store.registry.deploy("loans", "loans@production", "loans@1.1.0", mode="ab", challenger_weight=1.0)
+    api = Api(store, service=PredictionService(store, seed=0, log_predictions=False))
+    try:
+        for ref in ("loans", "loans@production"):  # the dashboard and the README call NAME@production
+            body = call(api, "POST", f"/api/v1/predict/{ref}", {"inputs": rows(1)[0]}).json()
+            assert (body["version"], body["variant"]) == ("loans@1.1.0", "challenger"), ref
+        pinned = call(api, "POST", "/api/v1/predict/loans@1.0.0", {"inputs": rows(1)[0]}).json()
+        assert pinned["version"] == "loans@1.0.0" and "variant" not in pinned
+        store.registry.deploy("loans", "loans@1.0.0", "loans@1.1.0", mode="ab", challenger_weight=1.0)
+        other = api.service.route("loans@production")  # an alias that is not the champion's reference pins
+        assert other.version.ref == "loans@1.0.0" and other.variant is None
+        assert api.service.route("loans").variant == "challenger"
+    finally:
+        store.registry.undeploy("loans")
+        api.close()
+
+
+def test_shadow_mode_sends_every_request_to_the_challenger_whatever_its_weight(home):
+    store = home["store"]
+    store.registry.deploy("loans", "loans@production", "loans@1.1.0", mode="shadow", challenger_weight=0.0)
+    service = PredictionService(store, seed=0)
+    api = Api(store, service=service)
+    try:
+        raw = rows(3, seed=52)
+        champion = expected(store, "loans@1.0.0", 3, seed=52)
+        for i in range(3):
+            body = call(
+                api,
+                "POST",
+                "/api/v1/predict/loans@production",
+                {"inputs": raw[i]},
+                headers={"X-Request-Id": f"every-{i}"},
+            ).json()
+            assert body["version"] == "loans@1.0.0" and body["variant"] == "champion"
+            assert body["predictions"][0] == pytest.approx(champion[i], rel=1e-12)
+        csv = pd.DataFrame(raw).to_csv(index=False).encode()
+        answer = call(
+            api,
+            "POST",
+            "/api/v1/predict/loans/batch",
+            csv,
+            ctype="text/csv",
+            headers={"X-Request-Id": "every-csv"},
+        )
+        np.testing.assert_allclose(pd.read_csv(io.BytesIO(answer.data()))["prediction"], champion, rtol=1e-12)
+        service.flush()
+        logs = store.monitoring.predictions("loans")
+        shadowed = set(logs.loc[logs["variant"] == "shadow", "request_id"])
+        assert {"every-0", "every-1", "every-2", "every-csv-0", "every-csv-2"} <= shadowed
+    finally:
+        store.registry.undeploy("loans")
+        api.close()
+
+
+# --------------------------------------------------------------------------- the browser guard
+def test_a_body_must_declare_its_type(api):
+    payload = json.dumps({"inputs": rows(1)[0]}).encode()
+    for target in (
+        "/api/v1/predict/loans",
+        "/api/v1/predict/loans/batch",
+        "/api/v1/feedback",
+        "/api/v1/models/compare",
+        "/api/v1/models/train",
+        "/api/v1/models/loans/explain",
+    ):
+        for ctype in (None, "text/plain", "application/x-www-form-urlencoded"):
+            headers = {} if ctype is None else {"Content-Type": ctype}
+            answer = api.handle(Request("POST", target, headers, Body.of(payload)))
+            assert answer.status == 415 and answer.json()["error"]["code"] == "unsupported_media_type", (
+                target,
+                ctype,
+            )
+    missing = api.handle(Request("POST", "/api/v1/predict/loans", {}, Body.of(payload)))
+    assert "no Content-Type" in missing.json()["error"]["message"]
+
+
+def test_a_loopback_server_refuses_other_origins_and_rebound_host_names(home):
+    guarded = Api(
+        home["store"], loopback_only=True, service=PredictionService(home["store"], log_predictions=False)
+    )
+    payload = json.dumps({"inputs": rows(1)[0]}).encode()
+
+    def post(**headers):
+        sent = {"Content-Type": "application/json", **{k.replace("_", "-"): v for k, v in headers.items()}}
+        return guarded.handle(Request("POST", "/api/v1/predict/loans", sent, Body.of(payload)))
+
+    try:
+        for host in ("127.0.0.1:8000", "localhost:8000", "[::1]:8000", "127.0.0.2", "app.localhost:80"):
+            assert post(Host=host).status == 200, host  # curl sends Host and no Origin
+        assert post().status == 200  # no Host at all (HTTP/1.0): not a browser
+        rebound = post(Host="evil.example:8000", Origin="http://evil.example:8000")
+        assert rebound.status == 403 and rebound.json()["error"]["code"] == "forbidden_host"
+        assert "evil.example" in rebound.json()["error"]["message"]
+        for origin in ("http://evil.example", "null", "http://127.0.0.1:9999", "https://127.0.0.1:8000"):
+            refused = post(Host="127.0.0.1:8000", Origin=origin)
+            assert refused.status == 403 and refused.json()["error"]["code"] == "forbidden_origin", origin
+        assert (
+            post(Host="127.0.0.1:8000", Origin="http://127.0.0.1:8000").status == 200
+        )  # the playground page
+        options = guarded.handle(
+            Request(
+                "OPTIONS",
+                "/api/v1/predict/loans",
+                {"Host": "127.0.0.1:8000", "Origin": "http://evil.example"},
+            )
+        )
+        assert options.status == 403  # a CORS preflight from another site is refused too
+        open_api = Api(home["store"], service=guarded.service)  # bound to all addresses: no Host rule
+        assert (
+            open_api.handle(Request("GET", "/api/v1/health", {"Host": "models.internal:8000"})).status == 200
+        )
+        assert (
+            open_api.handle(
+                Request(
+                    "GET", "/api/v1/health", {"Host": "models.internal:8000", "Origin": "http://evil.example"}
+                )
+            ).status
+            == 403
+        )
+    finally:
+        guarded.close()
+
+
+# --------------------------------------------------------------------------- management
+def test_importance_is_the_workbench_s_one_definition(home, monkeypatch):
+    import automl_core.report
+
+    store = home["store"]
+    reg = messy_frame(300, seed=0).drop(columns=["approved", "grade"])
+    register(
+        store,
+        "importance-probe",
+        fit_pipeline(reg.iloc[:250], "rate", "linear", task="regression"),
+        "regression",
+        data=messy_csv(300, seed=0),
+        target="rate",
+    )
+    calls = []
+    real = automl_core.report.ensure_importance
+
+    def spy(store_, ref, **kwargs):
+        calls.append(ref)
+        return real(store_, ref, **kwargs)
+
+    monkeypatch.setattr(automl_core.report, "ensure_importance", spy)
+    api = Api(store, service=PredictionService(store, log_predictions=False))
+    try:
+        first = call(api, "GET", "/api/v1/models/importance-probe/importance").json()
+        assert calls == ["importance-probe@1.0.0"] and first["cached"] is False
+        assert store.registry.get_document("importance-probe@1.0.0", "importance") == first["importance"]
+        assert call(api, "GET", "/api/v1/models/importance-probe/importance").json()["cached"] is True
+    finally:
+        api.close()
+        store.registry.delete_model("importance-probe")
+
+
+def test_explainers_are_kept_for_the_last_few_models_only(home, monkeypatch):
+    from automl_core.serving import management
+
+    monkeypatch.setattr(management, "MAX_EXPLAINERS", 1)
+    api = Api(home["store"], service=PredictionService(home["store"], log_predictions=False))
+    try:
+        for ref in ("approval", "loans@1.0.0", "approval"):
+            assert call(api, "POST", f"/api/v1/models/{ref}/explain", {"inputs": rows(1)}).status == 200
+            assert len(api.management._explainers) == 1
+    finally:
+        api.close()
+
+
+def test_a_damaged_model_file_is_a_500_whose_body_names_no_path(home, caplog):
+    store = home["store"]
+    reg = messy_frame(300, seed=0).drop(columns=["approved", "grade"])
+    version = register(
+        store, "fragile", fit_pipeline(reg.iloc[:200], "rate", "lightgbm", task="regression"), "regression"
+    )
+    path = store.artifacts.path_of(version.artifact.file)
+    intact = path.read_bytes()
+    api = Api(store, service=PredictionService(store, log_predictions=False))
+    try:
+        path.write_bytes(intact[:-10] + b"x" * 10)
+        with caplog.at_level("ERROR", logger="automl_core.serving.core"):
+            answer = call(api, "POST", "/api/v1/predict/fragile", {"inputs": rows(1)[0]})
+        error = answer.json()["error"]
+        assert answer.status == 500 and error["code"] == "artifact_integrity"
+        assert str(store.root) not in answer.data().decode() and str(path.name) not in answer.data().decode()
+        assert error["details"]["error_id"] in caplog.text and str(path.parent) in caplog.text
+    finally:
+        path.write_bytes(intact)
+        api.close()
+        store.registry.delete_model("fragile")
+
+
+def test_a_busy_store_is_a_503_whose_body_names_no_path():
+    from automl_core.serving.management import store_errors
+    from store import StoreBusy
+
+    error = store_errors(StoreBusy("database /home/someone/.automl/automl.duckdb stayed locked"))
+    assert error.status == 503 and "/home/someone" not in error.message and error.details["error_id"]
+
+
+def test_closing_the_api_stops_the_training_jobs_it_started(home):
+    api = Api(home["store"], data_dirs=[home["data_dir"]], job_workers=1)
+    started = call(
+        api,
+        "POST",
+        "/api/v1/models/train",
+        {"data": "titanic.csv", "target": "survived", "time_budget": 600, "name": "long-run"},
+    )
+    job_id = started.json()["job_id"]
+    deadline = time.monotonic() + 60
+    while home["store"].jobs.get(job_id).status == "queued" and time.monotonic() < deadline:
+        time.sleep(0.1)
+    begun = time.monotonic()
+    api.close()
+    while home["store"].jobs.get(job_id).status in ("queued", "running") and time.monotonic() < deadline + 60:
+        time.sleep(0.2)
+    job = home["store"].jobs.get(job_id)
+    assert job.status == "cancelled" and time.monotonic() - begun < 60, (job.status, job.error)

@@ -408,6 +408,93 @@ def test_the_token_is_required_everywhere_but_health(any_server):
         wrong.close()
 
 
+def test_web_pages_of_other_sites_cannot_call_the_local_server(any_server):
+    port = any_server["port"]
+    raw = {"inputs": {"pclass": "3rd", "sex": "male", "age": 22, "sibsp": 1, "parch": 0}}
+    client = Client(port)
+    try:
+        assert client.request("POST", "/api/v1/predict/titanic", raw)[0] == 200  # like curl: no Origin
+        assert client.request("POST", "/api/v1/predict/titanic", raw, {"Host": f"localhost:{port}"})[0] == 200
+        status, _, body = client.request(
+            "POST", "/api/v1/predict/titanic", raw, {"Host": f"rebound.example:{port}"}
+        )
+        assert status == 403 and json.loads(body)["error"]["code"] == "forbidden_host"
+        status, _, body = client.request(
+            "POST", "/api/v1/predict/titanic", raw, {"Origin": "http://attacker.example"}
+        )
+        assert status == 403 and json.loads(body)["error"]["code"] == "forbidden_origin"
+        own = {"Origin": f"http://127.0.0.1:{port}"}  # what the playground page's fetch sends
+        assert client.request("POST", "/api/v1/predict/titanic", raw, own)[0] == 200
+        status, _, body = client.request("POST", "/api/v1/predict/titanic", raw, ctype="text/plain")
+        assert status == 415 and json.loads(body)["error"]["code"] == "unsupported_media_type"
+    finally:
+        client.close()
+
+
+def test_a_semicolon_latin1_csv_is_predicted_over_http(client, home):
+    test = pd.read_csv(dataset_path("titanic", "test"), dtype=str, keep_default_na=False).iloc[:50]
+    test.loc[10, :] = ""  # a row with no input values, in the middle, keeps its place
+    test["passager"] = "Zoë Müller"
+    body = test.to_csv(index=False, sep=";").encode("latin-1")
+    status, headers, payload = client.request("POST", "/api/v1/predict/titanic/batch", body, ctype="text/csv")
+    assert status == 200 and headers["x-rows"] == "50", payload[:300]
+    out = pd.read_csv(io.BytesIO(payload))
+    want = (
+        home["store"]
+        .registry.load("titanic")
+        .predict_proba(read_table(body, name="rows.csv", drop_empty_rows=False))
+    )
+    np.testing.assert_allclose(out["proba_survived"], want[:, 1], rtol=1e-9)
+
+
+def test_stopping_the_server_cancels_the_training_job_it_runs(home):
+    env = {
+        **os.environ,
+        "AUTOML_HOME": str(home["store"].root),
+        "AUTOML_JOB_WORKERS": "1",
+        "AUTOML_N_JOBS": "1",
+    }
+    env.pop("AUTOML_API_TOKEN", None)
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "automl_core.serving.cli",
+            "--port",
+            "0",
+            "--no-warm",
+            "--data-dir",
+            str(home["data_dir"]),
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    try:
+        port = int(re.search(r":(\d+)/api/v1", process.stdout.readline()).group(1))
+        client = Client(port, token=None)
+        settings = {"data": "titanic.csv", "target": "survived", "time_budget": 600, "name": "never-finished"}
+        status, started = client.json("POST", "/api/v1/models/train", settings)
+        assert status == 202
+        deadline = time.monotonic() + 60
+        while (
+            client.json("GET", started["status_url"])[1]["status"] == "queued" and time.monotonic() < deadline
+        ):
+            time.sleep(0.1)
+        client.close()
+        stopped = time.monotonic()
+        process.terminate()
+        assert process.wait(timeout=60) == 0
+        assert time.monotonic() - stopped < 30, "the server waited for the training job to use its budget"
+    finally:
+        if process.poll() is None:
+            process.kill()
+    job = home["store"].jobs.get(started["job_id"])
+    assert job.status == "cancelled", (job.status, job.error)
+
+
 # --------------------------------------------------------------------------- deployments
 def test_promoting_a_version_switches_the_alias_while_the_server_runs(client, home):
     raw = rows(1)[0]
@@ -543,7 +630,7 @@ FLOOD = [
     b"GET /" + b"a" * 70000 + b" HTTP/1.1\r\n\r\n",
     b"GET /api/v1/health HTTP/1.1\r\n" + b"X-Filler: y\r\n" * 150 + b"\r\n",
     b"GET /api/v1/health HTTP/1.1\r\nX-Big: " + b"z" * 70000 + b"\r\n\r\n",
-    b"BREW /api/v1/predict/titanic HTTP/1.1\r\nHost: x\r\n\r\n",
+    b"BREW /api/v1/predict/titanic HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n",
     b"POST /api/v1/predict/titanic HTTP/1.1\r\nContent-Length: -5\r\n\r\n",
     b"POST /api/v1/predict/titanic HTTP/1.1\r\nContent-Length: abc\r\n\r\n",
     b"POST /api/v1/predict/titanic HTTP/1.1\r\nTransfer-Encoding: gzip\r\n\r\n",
@@ -609,7 +696,7 @@ def test_a_chunked_request_body_and_head_and_options(any_server):
     chunked = b"%x\r\n%s\r\n0\r\n\r\n" % (len(body), body)
     with socket.create_connection(("127.0.0.1", server["port"]), timeout=10) as sock:
         sock.sendall(
-            b"POST /api/v1/predict/titanic HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n"
+            b"POST /api/v1/predict/titanic HTTP/1.1\r\nHost: 127.0.0.1\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n"
             + f"Authorization: Bearer {TOKEN}\r\nContent-Type: application/json\r\n\r\n".encode()
             + chunked
         )

@@ -3,6 +3,7 @@
 - `payloads`: the request formats (`inputs`, `dataframe_records`, `dataframe_split`, `instances`).
 - `validation`: rows checked against a model's input schema and read the way training read them.
 - `fastpath`: the compiled single-row path (no DataFrame), equal to the pipeline's outputs.
+- `csvbody`: a CSV request body read like the app reads a file (encoding, dialect), in chunks.
 - `core`: `PredictionService`, reference -> model, A/B and shadow deployments, prediction logs.
 - `management`: models, training jobs, metrics, importance, explanations, comparisons.
 - `api`: `Api.handle(Request) -> Response`, routes, auth and errors; testable without sockets.

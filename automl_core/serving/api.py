@@ -10,6 +10,12 @@ All routes live under `/api/v1`; `model_id` is a registry reference (`NAME`, `NA
 `NAME@production`). When the server has a token, every route but `/health` needs
 `Authorization: Bearer TOKEN` (the playground page also accepts `?token=` because a browser
 cannot add headers to a link).
+
+The token is off by default, so a local server is also guarded against the browser: a body must
+declare its type (`application/json`, or `text/csv` where a CSV is taken; 415 otherwise, so a
+form or `text/plain` post from another site never passes for JSON), a request whose `Origin` is
+not the server's own gets 403, and a server bound to a loopback address answers 403 to any `Host`
+that is not a loopback name (DNS rebinding). curl and other programs send no `Origin`.
 """
 
 from __future__ import annotations
@@ -237,6 +243,7 @@ class Api:
         service=None,
         log_predictions: bool = True,
         job_workers: int | None = None,
+        loopback_only: bool = False,
     ):
         from .core import PredictionService
         from .management import Management
@@ -244,6 +251,7 @@ class Api:
         self.store = store
         self.token = token or None
         self.max_body_bytes = max_body_bytes
+        self.loopback_only = loopback_only  # refuse Host headers that are not loopback names (DNS rebinding)
         self.service = service or PredictionService(store, log_predictions=log_predictions)
         self.management = Management(store, self.service, data_dirs=data_dirs, job_workers=job_workers)
         self._openapi_bytes: bytes | None = None
@@ -293,7 +301,40 @@ class Api:
                     methods.setdefault("HEAD", (route, handler, params))
         return methods
 
+    def _check_origin(self, request: Request) -> None:
+        """403 for a request a web page of another site made the browser send.
+
+        A page cannot set `Host`: after DNS rebinding (evil.example resolving to 127.0.0.1) its
+        requests still say `Host: evil.example`, so a server bound to a loopback address answers
+        only loopback names. A cross-site `fetch` or form always carries `Origin`, which must then
+        be this server's own (`http://` + `Host`), as it is for the playground page it serves.
+        Programs (curl, client libraries) send no `Origin` and are not affected.
+        """
+        host = request.headers.get("host", "").strip()
+        if self.loopback_only and host and not _is_loopback_host(host):
+            raise ApiError(
+                403,
+                "forbidden_host",
+                f"this server listens on a loopback address and answers only requests addressed to "
+                f"localhost, 127.0.0.1 or [::1]; got Host {host!r}",
+                {"host": host},
+            )
+        origin = request.headers.get("origin")
+        if origin is None:
+            return
+        own = f"http://{host.lower()}" if host else None
+        if origin.strip().lower().rstrip("/") != own:
+            raise ApiError(
+                403,
+                "forbidden_origin",
+                f"requests from web pages of another origin are refused: Origin {origin!r} is not this "
+                f"server's own ({own or 'unknown: no Host header'}); call the API from a program, or from "
+                "the pages this server serves",
+                {"origin": origin},
+            )
+
     def _dispatch(self, request: Request) -> Response:
+        self._check_origin(request)
         methods = self.match(request.path)
         if not methods:
             raise ApiError(
@@ -346,19 +387,11 @@ class Api:
             )
 
     # ------------------------------------------------------------------------------ helpers
-    def _json_body(self, request: Request, *, allow_empty: bool = False) -> Any:
+    def _json_body(self, request: Request) -> Any:
         kind = request.content_type
-        if kind not in ("", JSON_TYPE):
-            raise ApiError(
-                415,
-                "unsupported_media_type",
-                f"expected Content-Type: {JSON_TYPE}, got {kind!r}",
-                {"expected": [JSON_TYPE]},
-            )
-        data = request.body.read()
-        if allow_empty and not data.strip():
-            return {}
-        return parse_json(data)
+        if kind != JSON_TYPE:
+            raise _unsupported(kind, [JSON_TYPE])
+        return parse_json(request.body.read())
 
     # ------------------------------------------------------------------------------ handlers
     def _health(self, request: Request) -> Response:
@@ -402,17 +435,16 @@ class Api:
             if not upload.strip():
                 raise bad_request("the uploaded file is empty")
             answer = self.management.train(settings, upload, filename)
-        elif kind in ("", JSON_TYPE):
+        elif kind == JSON_TYPE:
             body = self._json_body(request)
             if not isinstance(body, dict):
                 raise bad_request("the body must be an object of training settings")
             answer = self.management.train(body)
         else:
-            raise ApiError(
-                415,
-                "unsupported_media_type",
-                f"send the training settings as {JSON_TYPE}, or the file as text/csv with settings in the query; got {kind!r}",
-                {"expected": [JSON_TYPE, *UPLOAD_TYPES]},
+            raise _unsupported(
+                kind,
+                [JSON_TYPE, *UPLOAD_TYPES],
+                f"send the training settings as {JSON_TYPE}, or the file as text/csv with settings in the query",
             )
         return json_response(answer, 202, {"Location": answer["status_url"]})
 
@@ -452,25 +484,22 @@ class Api:
         if request.content_type == CSV_TYPE:
             source = request.body.spool()
             try:
-                route, loaded, rid, warnings, ignored, n_rows, chunks = self.service.predict_csv(
-                    model_id, source, key=key, request_id=request_id
-                )
+                batch = self.service.predict_csv(model_id, source, key=key, request_id=request_id)
             except BaseException:
                 source.close()
                 raise
-            headers = {"X-Request-Id": rid, "X-Model-Version": route.version.ref, "X-Rows": str(n_rows)}
-            if route.variant:
-                headers["X-Variant"] = route.variant
-            if warnings:
-                headers["X-Warnings"] = _header_text(" | ".join(warnings))
-            return Response(200, _closing(chunks, source), "text/csv; charset=utf-8", headers)
-        if request.content_type not in ("", JSON_TYPE):
-            raise ApiError(
-                415,
-                "unsupported_media_type",
-                f"expected Content-Type: {JSON_TYPE} or {CSV_TYPE}, got {request.content_type!r}",
-                {"expected": [JSON_TYPE, CSV_TYPE]},
-            )
+            headers = {
+                "X-Request-Id": batch.request_id,
+                "X-Model-Version": batch.route.version.ref,
+                "X-Rows": str(batch.rows),
+            }
+            if batch.route.variant:
+                headers["X-Variant"] = batch.route.variant
+            if batch.warnings:
+                headers["X-Warnings"] = _header_text(" | ".join(batch.warnings))
+            return Response(200, _closing(batch.csv(), source), "text/csv; charset=utf-8", headers)
+        if request.content_type != JSON_TYPE:
+            raise _unsupported(request.content_type, [JSON_TYPE, CSV_TYPE])
         rows = parse_rows(self._json_body(request))
         result = self.service.predict_rows(model_id, rows, key=key or rows.key, request_id=request_id)
         return Response(200, _encode_rows(model_id, result), JSON_TYPE, {"X-Request-Id": result.request_id})
@@ -512,6 +541,32 @@ class Api:
     def close(self) -> None:
         self.management.close()
         self.service.close()
+
+
+def _unsupported(kind: str, expected: list[str], hint: str | None = None) -> ApiError:
+    """415 for a body of another (or no) content type: a browser form or a `text/plain` fetch
+    from another site must not pass for JSON, so the type is never guessed from the bytes."""
+    got = f"got {kind!r}" if kind else "the request has no Content-Type header"
+    wanted = hint or f"expected Content-Type: {' or '.join(expected)}"
+    return ApiError(415, "unsupported_media_type", f"{wanted}; {got}", {"expected": expected})
+
+
+def _is_loopback_host(host: str) -> bool:
+    """Whether a `Host` header names this machine: localhost (or *.localhost), 127.0.0.0/8, [::1]."""
+    import ipaddress
+
+    name = host.strip().lower()
+    if name.startswith("["):  # [::1]:8000
+        name = name[1 : name.find("]")] if "]" in name else name[1:]
+    elif name.count(":") == 1:
+        name = name.partition(":")[0]
+    name = name.rstrip(".")
+    if name == "localhost" or name.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(name).is_loopback
+    except ValueError:
+        return False
 
 
 def _header_text(text: str, limit: int = 2000) -> str:

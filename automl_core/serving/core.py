@@ -6,11 +6,12 @@ per request, no database), so promoting a version or changing a deployment takes
 next request. Loaded models are cached by artifact SHA-256 (a version number can be reused after a
 delete, a hash cannot), each with its input schema and, when it compiles, its single-row fast path.
 
-Deployments apply when a model is asked for by its bare name (`loans`): an A/B test sends
-`challenger_weight` of the requests to the challenger (the same request key always gets the same
-variant), a shadow deployment answers with the champion and also runs the challenger on that
-share of requests in the background, logging its answer. `loans@1.2.0` or `loans@production`
-pin one version and bypass the deployment.
+Deployments apply when a model is asked for by its bare name (`loans`) or by exactly the
+reference its deployment serves as champion (`loans@production` when the champion is
+`loans@production`): an A/B test sends `challenger_weight` of the requests to the challenger (the
+same request key always gets the same variant); a shadow deployment answers every request with
+the champion and also runs every request through the challenger in the background, logging its
+answer. A version number (`loans@1.2.0`) or another alias pins one version and bypasses it.
 
 Every prediction is logged for monitoring (inputs as read, outputs, version, variant, latency,
 request id; batch row i as `<request id>-<i>`) into the store's buffered JSONL writer. The request
@@ -60,6 +61,21 @@ def new_request_id(given: str | None = None) -> str:
     if given and _REQUEST_ID.match(given):
         return given
     return uuid.uuid4().hex
+
+
+def _follows_deployment(snapshot, parsed) -> bool:
+    """Whether a reference goes through its model's deployment (when there is one).
+
+    A bare name does, and so does exactly the champion's reference when that is an alias
+    (`loans@production` while the deployment's champion is `loans@production`): that is how the
+    dashboard and most clients call a deployed model. A version number (`loans@1.2.0`) pins it.
+    """
+    if parsed.version:
+        return False
+    if not parsed.alias:
+        return True
+    deployment = (snapshot.models.get(parsed.name) or {}).get("deployment") or {}
+    return deployment.get("champion") == str(parsed)
 
 
 def sticky_share(name: str, key: str) -> float:
@@ -322,6 +338,54 @@ class RowsResult:
     ignored: list[str] = field(default_factory=list)
 
 
+class CsvBatch:
+    """A CSV body read and checked; its predictions stream once, from `outputs()` or `csv()`.
+
+    `outputs()` pairs each chunk of input rows, as read, with its predictions (the dashboard shows
+    them side by side: both come from one reading, so they cannot drift apart); `csv()` is the
+    server's answer, the CSV contract of `automl predict`. Either logs and shadows every chunk.
+    """
+
+    def __init__(self, service, route, loaded, request_id, warnings, ignored, rows, chunks, start):
+        self.service = service
+        self.route: Route = route
+        self.loaded: LoadedModel = loaded
+        self.request_id: str = request_id
+        self.warnings: list[str] = warnings
+        self.ignored: list[str] = ignored
+        self.rows: int = rows
+        self._chunks = chunks
+        self._start = start
+
+    def outputs(self) -> Iterator[tuple[Any, Any]]:
+        """(input rows as read, predictions frame) per chunk, in order, both indexed from 0."""
+        service, route, loaded = self.service, self.route, self.loaded
+        variant = route.variant or "champion"
+        for offset, chunk, typed in self._chunks():
+            labels, proba = loaded.outputs_for_typed(typed)
+            service._log_chunk(
+                route, variant, self.request_id, offset, typed, labels, proba, loaded, self._start
+            )
+            if route.shadow is not None:
+                service.background.submit(
+                    lambda c=chunk, o=offset: service._shadow_frame(route, c, self.request_id, o)
+                )
+            yield chunk, _prediction_frame(labels, proba, loaded.class_names)
+        service.counters["predictions"] += 1
+        service.counters["rows"] += self.rows
+
+    def csv(self) -> Iterator[bytes]:
+        """The predictions as CSV text: a header, then one line per input row."""
+        import io
+
+        header = True
+        for _, predictions in self.outputs():
+            out = io.StringIO()
+            predictions.to_csv(out, index=False, header=header, lineterminator="\n")
+            header = False
+            yield out.getvalue().encode()
+
+
 class PredictionService:
     """Predictions for registry references, with deployments and monitoring logs; thread-safe."""
 
@@ -374,14 +438,14 @@ class PredictionService:
 
     # ------------------------------------------------------------------------------ routing
     def route(self, ref: str, key: str | None = None) -> Route:
-        """Resolve a reference; a bare name goes through the model's deployment when it has one."""
+        """Resolve a reference; the deployment applies to a bare name and to the champion's alias."""
         from store import InvalidRequest, NotFound, parse_ref
 
         snapshot = self.routing.current()
         try:
             parsed = parse_ref(ref)
             version = snapshot.resolve(parsed)
-            deployment = snapshot.deployment(parsed.name) if not (parsed.version or parsed.alias) else None
+            deployment = snapshot.deployment(parsed.name) if _follows_deployment(snapshot, parsed) else None
         except NotFound as exc:
             raise not_found(str(exc), {"model": ref, "available": exc.available[:50]}) from None
         except InvalidRequest as exc:
@@ -389,15 +453,17 @@ class PredictionService:
         route = Route(asked=ref, name=parsed.name, version=version)
         if deployment is None:
             return route
+        route.version = deployment.champion
+        route.variant = "champion"
+        if deployment.challenger is None:
+            return route
+        if deployment.mode == "shadow":  # every request also goes to the challenger, in the background
+            route.shadow = deployment.challenger
+            return route
         share = sticky_share(parsed.name, key) if key is not None else self._random.random()
-        chosen = deployment.challenger is not None and share < deployment.challenger_weight
-        if deployment.mode == "ab":
-            route.version = deployment.challenger if chosen else deployment.champion
-            route.variant = "challenger" if chosen else "champion"
-        else:
-            route.version = deployment.champion
-            route.variant = "champion"
-            route.shadow = deployment.challenger if chosen else None
+        if share < deployment.challenger_weight:
+            route.version = deployment.challenger
+            route.variant = "challenger"
         return route
 
     def model(self, version) -> LoadedModel:
@@ -408,8 +474,17 @@ class PredictionService:
             from store import ArtifactIntegrityError
 
             if isinstance(exc, ArtifactIntegrityError):
+                # the store's message names files of this host: it goes to the log, under an error id
+                error_id = uuid.uuid4().hex[:12]
+                logger.error(
+                    "model file of %s failed its check (error id %s): %s", version.ref, error_id, exc
+                )
                 raise ApiError(
-                    500, "artifact_integrity", f"the model file of {version.ref} failed its check: {exc}"
+                    500,
+                    "artifact_integrity",
+                    f"the model file of {version.ref} failed its integrity check (error id {error_id}; "
+                    "details are in the server log)",
+                    {"error_id": error_id},
                 ) from None
             raise
 
@@ -550,25 +625,30 @@ class PredictionService:
             self.background.submit(lambda: self._shadow_frame(route, frame, request_id))
         return result
 
-    def predict_csv(self, ref: str, source, *, key: str | None = None, request_id: str | None = None):
-        """(route, model, request id, warnings, iterator of CSV chunks) for a CSV body.
+    def predict_csv(
+        self, ref: str, source, *, key: str | None = None, request_id: str | None = None
+    ) -> CsvBatch:
+        """A CSV body read and checked, ready to stream its predictions (`CsvBatch`).
 
-        `source` is a seekable binary file. Every row is read and checked first, so a 422 names the
-        first bad cells before anything is sent. A body of up to `KEEP_CSV_ROWS` rows is then
-        predicted from that reading; a larger one is read again chunk by chunk, predicted and
-        written, so memory stays bounded by a chunk whatever the number of rows.
+        `source` is a seekable binary file, read like the app reads an uploaded file (`csvbody`):
+        the same encodings and dialects, every row kept, so output row i answers input row i.
+        Every row is read and checked first, so a 422 names the first bad cells before anything
+        is sent. A body of up to `KEEP_CSV_ROWS` rows is then predicted from that reading; a
+        larger one is read again chunk by chunk, so memory stays bounded by a chunk.
         """
+        from .csvbody import detect_dialect, read_chunks
         from .validation import batch_warnings
 
         start = time.perf_counter()
         route = self.route(ref, key)
         loaded = self.model(route.version)
         request_id = new_request_id(request_id)
+        dialect = detect_dialect(source, loaded.schema.columns)
         unseen: dict[str, tuple[int, str]] = {}
         ignored: list[str] = []
         n_rows = 0
         kept: list | None = []  # typed chunks of a small body, so it is read only once
-        for offset, chunk in _csv_chunks(source):
+        for offset, chunk in read_chunks(source, dialect, CHUNK_ROWS):
             typed = loaded.schema.type_frame(chunk, first_row=offset)
             ignored = typed.ignored
             for name, (count, example) in typed.unseen.items():
@@ -581,36 +661,17 @@ class PredictionService:
                     kept = None
         if n_rows == 0:
             raise invalid_input("the CSV body has a header but no rows; send at least one row to predict")
-        warnings = batch_warnings(unseen, ignored)
 
-        def chunks():
+        def chunks() -> Iterator[tuple[int, Any, Any]]:
             if kept is not None:
                 yield from kept
                 return
-            for offset, chunk in _csv_chunks(source):
+            for offset, chunk in read_chunks(source, dialect, CHUNK_ROWS):
                 yield offset, chunk, loaded.schema.type_frame(chunk, first_row=offset)
 
-        def generate() -> Iterator[bytes]:
-            import io
-
-            header = True
-            for offset, chunk, typed in chunks():
-                labels, proba = loaded.outputs_for_typed(typed)
-                variant = route.variant or "champion"
-                self._log_chunk(route, variant, request_id, offset, typed, labels, proba, loaded, start)
-                if route.shadow is not None:
-                    self.background.submit(
-                        lambda c=chunk, o=offset: self._shadow_frame(route, c, request_id, o)
-                    )
-                out = io.StringIO()
-                frame = _prediction_frame(labels, proba, loaded.class_names)
-                frame.to_csv(out, index=False, header=header, lineterminator="\n")
-                header = False
-                yield out.getvalue().encode()
-            self.counters["predictions"] += 1
-            self.counters["rows"] += n_rows
-
-        return route, loaded, request_id, warnings, ignored, n_rows, generate()
+        return CsvBatch(
+            self, route, loaded, request_id, batch_warnings(unseen, ignored), ignored, n_rows, chunks, start
+        )
 
     def _log_chunk(self, route, variant, request_id, offset, typed, labels, proba, loaded, start) -> None:
         """Queue the log records of one chunk; they are built in the background thread."""
@@ -754,33 +815,6 @@ def _rows_frame(rows: Rows, required: list[str]):
         return pd.DataFrame(data, columns=columns, index=pd.RangeIndex(len(rows.records)))
     # object columns keep each value as sent (an int stays an int), like the single-row path reads it
     return pd.DataFrame(rows.data, columns=rows.columns, dtype=object)
-
-
-def _csv_chunks(source) -> Iterator[tuple[int, Any]]:
-    """(first row number, raw frame of text cells) for each chunk of a CSV file."""
-    import pandas as pd
-
-    source.seek(0)
-    try:
-        reader = pd.read_csv(
-            source,
-            dtype=str,
-            keep_default_na=False,
-            na_filter=False,
-            chunksize=CHUNK_ROWS,
-            skipinitialspace=False,
-            encoding="utf-8-sig",
-        )
-        offset = 0
-        for chunk in reader:
-            chunk.columns = [str(c).strip() for c in chunk.columns]
-            yield offset, chunk.reset_index(drop=True).astype(object)
-            offset += len(chunk)
-    except pd.errors.EmptyDataError:
-        raise invalid_input("the CSV body is empty; expected a header line and rows") from None
-    except (pd.errors.ParserError, UnicodeDecodeError, ValueError) as exc:
-        message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise ApiError(400, "bad_request", f"the CSV body cannot be read: {message}") from None
 
 
 def _prediction_frame(labels, proba, class_names):

@@ -9,8 +9,11 @@ is refused with 403), so the API never reads arbitrary files of the host.
 
 from __future__ import annotations
 
+import logging
 import os
 import threading
+import uuid
+from collections import OrderedDict
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +23,9 @@ TASKS = ("auto", "binary", "multiclass", "regression", "timeseries", "clustering
 MAX_TIME_BUDGET = 24 * 3600.0
 MAX_EXPLAIN_ROWS = 100
 IMPORTANCE_DOCUMENT = "importance"
+MAX_EXPLAINERS = 4  # each holds a version's training rows: only the last few used stay in memory
+
+logger = logging.getLogger(__name__)
 
 
 def store_errors(exc: Exception) -> ApiError | None:
@@ -34,8 +40,16 @@ def store_errors(exc: Exception) -> ApiError | None:
             "conflict" if "deploy" in str(exc) else "invalid_input",
             str(exc),
         )
-    if isinstance(exc, StoreBusy):
-        return ApiError(503, "busy", f"{exc}; try again in a moment", headers={"Retry-After": "2"})
+    if isinstance(exc, StoreBusy):  # its message names the database file: logged, not sent
+        error_id = uuid.uuid4().hex[:12]
+        logger.warning("store busy (error id %s): %s", error_id, exc)
+        return ApiError(
+            503,
+            "busy",
+            f"the model store is busy with other processes; try again in a moment (error id {error_id})",
+            {"error_id": error_id},
+            headers={"Retry-After": "2"},
+        )
     return None
 
 
@@ -63,7 +77,7 @@ class Management:
         self._jobs = None
         self._lock = threading.Lock()
         self._importance_locks: dict[str, threading.Lock] = {}
-        self._explainers: dict[str, Any] = {}
+        self._explainers: OrderedDict[str, Any] = OrderedDict()
 
     # ------------------------------------------------------------------------------ models
     def list_models(self) -> dict:
@@ -139,29 +153,31 @@ class Management:
         )
 
     def importance(self, ref: str) -> dict:
-        """Importance per input column, computed once per version on its stored training data."""
+        """Importance per input column, computed once per version on its stored training data.
+
+        One definition for the whole workbench: `automl_core.report.ensure_importance`, whose
+        cached registry document the dashboard and the HTML report read as well.
+        """
         registry = self.store.registry
         version = registry.get(ref)
         cached = registry.get_document(version.ref, IMPORTANCE_DOCUMENT)
         if cached is not None:
             return {"ref": version.ref, "importance": cached, "cached": True}
+        if version.task == "clustering":
+            raise invalid_input("importance is computed for supervised models, not for clustering")
+        _require_training_data(version)
         with self._lock:
             gate = self._importance_locks.setdefault(version.ref, threading.Lock())
         with gate:
             cached = registry.get_document(version.ref, IMPORTANCE_DOCUMENT)
             if cached is not None:
                 return {"ref": version.ref, "importance": cached, "cached": True}
-            from automl_core.explain import feature_importance
+            from automl_core.report import ensure_importance
 
-            frame, target = self._training_frame(version)
-            loaded = self._loaded(version.ref)
-            y = None if version.task == "clustering" else _target(frame, target, loaded.classes)
-            table = feature_importance(
-                loaded.pipeline, frame, y, task=version.task, max_rows=1000, n_repeats=3
-            )
-            records = _plain(table.to_dict(orient="records"))
-            registry.put_document(version.ref, IMPORTANCE_DOCUMENT, records)
-        return {"ref": version.ref, "importance": records, "cached": False}
+            records = ensure_importance(self.store, version.ref)
+        if records is None:  # pragma: no cover - both reasons for None are refused above
+            raise ApiError(409, "no_importance", f"importance cannot be computed for {version.ref}")
+        return {"ref": version.ref, "importance": _plain(records), "cached": False}
 
     def explain(self, ref: str, rows) -> dict:
         """Shapley contributions per input column for a few rows (at most `MAX_EXPLAIN_ROWS`)."""
@@ -198,16 +214,22 @@ class Management:
         )
 
     def _explainer(self, version, loaded):
+        """The explainer of a loaded model, on its training rows; the last `MAX_EXPLAINERS` are kept."""
         with self._lock:
             found = self._explainers.get(loaded.sha256)
-        if found is not None:
-            return found
+            if found is not None:
+                self._explainers.move_to_end(loaded.sha256)
+                return found
         from automl_core.explain import Explainer
+        from automl_core.training import training_data
 
-        frame, _ = self._training_frame(version)
-        explainer = Explainer(loaded.pipeline, frame, loaded.task, classes=loaded.classes)
+        _require_training_data(version)
+        features, _ = training_data(self.store, version.ref)  # as the dashboard's explainer reads them
+        explainer = Explainer(loaded.pipeline, features, loaded.task, classes=loaded.classes)
         with self._lock:
             self._explainers[loaded.sha256] = explainer
+            while len(self._explainers) > MAX_EXPLAINERS:
+                self._explainers.popitem(last=False)
         return explainer
 
     def compare(self, body: Any) -> dict:
@@ -232,16 +254,6 @@ class Management:
 
     def _loaded(self, exact_ref: str):
         return self.service.model(self.service.routing.current().resolve(exact_ref))
-
-    def _training_frame(self, version):
-        from automl_core.intake import read_table
-
-        data = (version.lineage or {}).get("data") or {}
-        sha = data.get("stored_copy_sha256")
-        if not sha:
-            raise ApiError(409, "no_training_data", f"{version.ref} has no stored copy of its training data")
-        frame = read_table(self.store.artifacts.load_bytes(sha), name=data.get("file") or "training data")
-        return frame, (version.lineage or {}).get("target")
 
     # ------------------------------------------------------------------------------ training
     def allowed_path(self, value: Any) -> Path:
@@ -321,8 +333,21 @@ class Management:
         return _plain(out)
 
     def close(self) -> None:
-        if self._jobs is not None:
-            self._jobs.shutdown(wait=False)
+        """Ask every job this server started and that has not ended to stop, then release the pool.
+
+        The pool's threads are joined when the interpreter exits, so a training run left going
+        would hold the shutdown for the rest of its budget; a cancelled one stops at its next
+        search event and records itself as cancelled (a queued one is cancelled at once).
+        """
+        jobs = self._jobs
+        if jobs is None:
+            return
+        for job_id in jobs.running():
+            try:
+                self.store.jobs.request_cancel(job_id)
+            except Exception as exc:  # noqa: BLE001 - one job's store error must not keep the others going
+                logger.warning("could not ask job %s to stop: %s", job_id, exc)
+        jobs.shutdown(wait=False)
 
 
 def _train_settings(settings: dict) -> dict:
@@ -412,18 +437,8 @@ def _deployment_dict(deployment) -> dict:
     }
 
 
-def _target(frame, target: str | None, classes: list | None):
-    """The target column read like training read it, labels matched to the model's classes."""
-    from automl_core.assessment import _match_label
-    from automl_core.intake import profile_table
-    from automl_core.problem import target_values
-
-    if not target or target not in frame.columns:
-        raise ApiError(
-            409, "no_target", "the stored training data has no target column to score importance with"
-        )
-    profile = profile_table(frame[[target]], target)
-    y = target_values(frame, target, profile)
-    if classes:
-        y = y.map(lambda v: v if v is None else _match_label(v, classes))
-    return y.to_numpy()
+def _require_training_data(version) -> None:
+    """409 when a version keeps no copy of its training data (an imported model, for example)."""
+    data = (version.lineage or {}).get("data") or {}
+    if not data.get("stored_copy_sha256"):
+        raise ApiError(409, "no_training_data", f"{version.ref} has no stored copy of its training data")

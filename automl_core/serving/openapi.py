@@ -9,7 +9,8 @@ MODEL_ID = {
     "name": "model_id",
     "in": "path",
     "required": True,
-    "description": "A registry reference: NAME (latest, or the deployment when one exists), NAME@1.2.0, NAME@production.",
+    "description": "A registry reference: NAME (latest, or the deployment when one exists), NAME@1.2.0 (pins that "
+    "version), NAME@production (the deployment when it is the deployment's champion reference, else that alias).",
     "schema": {"type": "string", "examples": ["loans", "loans@1.2.0", "loans@production"]},
 }
 REQUEST_ID = {
@@ -46,7 +47,11 @@ ERRORS = {
     "404": _error("Unknown model, version, alias, job or route"),
     "405": _error("Method not allowed (see the Allow header)"),
     "413": _error("Body larger than the server's limit (checked before the body is read)"),
-    "415": _error("Wrong Content-Type"),
+    "403": _error(
+        "A request from a web page of another origin (Origin is not this server's), or, when the server is bound "
+        "to a loopback address, one whose Host is not a loopback name (DNS rebinding)"
+    ),
+    "415": _error("Missing or wrong Content-Type (a body is never guessed to be JSON)"),
     "422": _error("Rows that do not fit the model's input schema (the column and the value are named)"),
     "500": _error("Unexpected error; the message carries an error id found in the server log"),
 }
@@ -314,7 +319,9 @@ def openapi_spec() -> dict:
                 "summary": "Predict many rows: JSON (any payload format) or a CSV body answered as CSV (streamed)",
                 "description": "CSV answers have the columns of `automl predict`: prediction, then proba_<class> per class; "
                 "the headers X-Request-Id, X-Model-Version, X-Variant and X-Warnings carry the rest. Every row is checked "
-                "before the first byte is sent.",
+                "before the first byte is sent. A CSV body is read like the dashboard reads a file: the delimiter, quoting and "
+                "encoding (UTF-8, UTF-16, Latin-1) are detected, blank lines are skipped, and every other row, an all-empty "
+                "one included, gets its own answer line, in order.",
                 "parameters": [MODEL_ID, REQUEST_ID, STICKY_KEY],
                 "requestBody": {
                     "required": True,
@@ -363,6 +370,9 @@ def openapi_spec() -> dict:
             }
         },
     }
+    for operations in paths.values():
+        for operation in operations.values():  # the browser guard applies to every route
+            operation["responses"].setdefault("403", ERRORS["403"])
     return {
         "openapi": "3.1.0",
         "info": {

@@ -287,7 +287,19 @@ def make_server(
 
             store = Store()
         api = Api(store, token=token, data_dirs=data_dirs, max_body_bytes=max_body_bytes)
-    return ServingHTTPServer((host, port), api, max_body_bytes=max_body_bytes, access_log=access_log)
+    server = ServingHTTPServer((host, port), api, max_body_bytes=max_body_bytes, access_log=access_log)
+    if _is_loopback_address(server.server_address[0]):
+        api.loopback_only = True  # only loopback Host names: a rebound DNS name is refused (403)
+    return server
+
+
+def _is_loopback_address(address: str) -> bool:
+    import ipaddress
+
+    try:
+        return ipaddress.ip_address(address.split("%")[0]).is_loopback
+    except ValueError:
+        return False
 
 
 def warm_up(server: ServingHTTPServer) -> None:
