@@ -67,7 +67,7 @@ def deploy(name: str) -> str:
         state.champion,
         challenger,
         mode=state.deploy_mode,
-        challenger_weight=state.challenger_weight / 100,
+        challenger_weight=state.get("challenger_weight", 20) / 100 if state.deploy_mode == "ab" else 0.0,
     )
     return "Deployment saved; the server routes by it from its next request."
 
@@ -255,8 +255,8 @@ with tab_deploy:
         st.info(
             f"Deployed: champion **{current.champion}**"
             + (
-                f", challenger **{current.challenger}** in {current.mode} mode with {current.challenger_weight:.0%} "
-                "of the traffic"
+                (f", challenger **{current.challenger}** on {current.challenger_weight:.0%} of the traffic (A/B)"
+                 if current.mode == "ab" else f", challenger **{current.challenger}** in shadow on every request")
                 if current.challenger
                 else ""
             )
@@ -276,7 +276,10 @@ with tab_deploy:
             "shadow": "Shadow: the challenger also runs, only the champion answers",
         }.get,
     )
-    weight = st.slider("Challenger share of the traffic (%)", 0, 100, 20, step=5, key="challenger_weight")
+    if mode == "ab":
+        st.slider("Challenger share of the traffic (%)", 0, 100, 20, step=5, key="challenger_weight")
+    else:
+        st.caption("In shadow mode every request also goes to the challenger; only the champion answers.")
     go_left, go_right = st.columns(2)
     go_left.button(
         "Deploy",

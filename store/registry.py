@@ -530,7 +530,7 @@ class Registry:
         """Serve `champion` (a reference of model `name`, aliases stay live) with an optional challenger.
 
         `mode="ab"` routes `challenger_weight` of the traffic to the challenger; `mode="shadow"` answers
-        with the champion and also runs the challenger on that share, logging both.
+        with the champion and also sends every request to the challenger, logging both (the weight is unused).
         """
         validate_model_name(name)
         if mode not in DEPLOYMENT_MODES:
