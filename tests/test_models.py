@@ -7,8 +7,8 @@ import pytest
 from sklearn import metrics as skm
 
 from automl_core.models import FAMILIES, FamilyModel, families_for
-from automl_core.scoring import CLASSIFICATION_METRICS, REGRESSION_METRICS, check_metric, get_metric
 from automl_core.samples import get_sample, list_samples
+from automl_core.scoring import CLASSIFICATION_METRICS, REGRESSION_METRICS, check_metric, get_metric
 
 RNG = np.random.default_rng(0)
 X = RNG.normal(size=(160, 4))

@@ -7,7 +7,6 @@ import pandas as pd
 import pytest
 
 from automl_core import SchemaError
-from automl_core.intake import profile_table
 from automl_core.preprocess import (
     DatetimeFeatures,
     TableCleaner,
