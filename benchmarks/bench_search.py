@@ -39,7 +39,16 @@ def machine() -> str:
 
 def run_scorer(budget: int, only: str) -> tuple[str, Path]:
     out = RESULTS / f"dev_scores_{budget}s.csv"
-    cmd = [sys.executable, str(BENCH / "score.py"), "--budget", str(budget), "--cmd", "uv run automl", "--out", str(out)]
+    cmd = [
+        sys.executable,
+        str(BENCH / "score.py"),
+        "--budget",
+        str(budget),
+        "--cmd",
+        "uv run automl",
+        "--out",
+        str(out),
+    ]
     if only:
         cmd += ["--only", only]
     env = {**os.environ, "AUTOML_HOME": str(RESULTS / ".bench-home")}
@@ -66,7 +75,10 @@ def selection(budget: int, only: str) -> list[dict]:
         test = read_table(SPLITS / entry["test_file"])
         truth = bc.read_split(str(SPLITS), entry, "test")[entry["target"]]
         features = test.drop(columns=[entry["target"]])
-        meta = {"task": model.task_, "classes": None if model.classes_ is None else list(map(str, model.classes_))}
+        meta = {
+            "task": model.task_,
+            "classes": None if model.classes_ is None else list(map(str, model.classes_)),
+        }
         train_classes = None
         if entry["task"] in bc.CLASSIFICATION:
             train_classes = [str(c) for c in model.classes_]
@@ -91,12 +103,19 @@ def selection(budget: int, only: str) -> list[dict]:
         higher = bc.HIGHER_IS_BETTER[entry["metric"]]
         best = max(scores.values()) if higher else min(scores.values())
         gap = (best - chosen) / abs(best) if higher else (chosen - best) / abs(best)
-        rows.append({
-            "dataset": entry["name"], "metric": entry["metric"], "chosen_model": model.best_model_name_,
-            "chosen_test": round(chosen, 5), "best_in_leaderboard": round(best, 5),
-            "gap_pct": round(100 * gap, 2), "within_1pct": gap <= 0.01, "fit_seconds": round(fit_seconds, 1),
-            "scores": {k: round(v, 5) for k, v in scores.items()},
-        })
+        rows.append(
+            {
+                "dataset": entry["name"],
+                "metric": entry["metric"],
+                "chosen_model": model.best_model_name_,
+                "chosen_test": round(chosen, 5),
+                "best_in_leaderboard": round(best, 5),
+                "gap_pct": round(100 * gap, 2),
+                "within_1pct": gap <= 0.01,
+                "fit_seconds": round(fit_seconds, 1),
+                "scores": {k: round(v, 5) for k, v in scores.items()},
+            }
+        )
         print(json.dumps(rows[-1]), flush=True)
     return rows
 
@@ -113,18 +132,32 @@ def main() -> int:
     for budget in budgets:
         text, _ = run_scorer(budget, args.only)
         print(text, flush=True)
-        lines += [f"## Scorer at {budget} s (`uv run python ../shared/bench/score.py --budget {budget} "
-                  '--cmd "uv run automl"`)', "", "```", text.strip(), "```", ""]
+        lines += [
+            f"## Scorer at {budget} s (`uv run python ../shared/bench/score.py --budget {budget} "
+            '--cmd "uv run automl"`)',
+            "",
+            "```",
+            text.strip(),
+            "```",
+            "",
+        ]
     if not args.skip_selection:
         rows = selection(budgets[0], args.only)
         hits = sum(r["within_1pct"] for r in rows)
-        lines += [f"## Selection accuracy at {budgets[0]} s", "",
-                  f"The chosen model is within 1% of the best of the top five distinct leaderboard models (refit on "
-                  f"all training rows, scored on the test split) on **{hits} of {len(rows)}** supervised datasets.", "",
-                  "| dataset | metric | chosen | chosen test | best in leaderboard | gap % | within 1% |",
-                  "|---|---|---|---|---|---|---|"]
-        lines += [f"| {r['dataset']} | {r['metric']} | {r['chosen_model'][:40]} | {r['chosen_test']} | "
-                  f"{r['best_in_leaderboard']} | {r['gap_pct']} | {'yes' if r['within_1pct'] else 'no'} |" for r in rows]
+        lines += [
+            f"## Selection accuracy at {budgets[0]} s",
+            "",
+            f"The chosen model is within 1% of the best of the top five distinct leaderboard models (refit on "
+            f"all training rows, scored on the test split) on **{hits} of {len(rows)}** supervised datasets.",
+            "",
+            "| dataset | metric | chosen | chosen test | best in leaderboard | gap % | within 1% |",
+            "|---|---|---|---|---|---|---|",
+        ]
+        lines += [
+            f"| {r['dataset']} | {r['metric']} | {r['chosen_model'][:40]} | {r['chosen_test']} | "
+            f"{r['best_in_leaderboard']} | {r['gap_pct']} | {'yes' if r['within_1pct'] else 'no'} |"
+            for r in rows
+        ]
         (RESULTS / "selection.json").write_text(json.dumps(rows, indent=1))
     (RESULTS / "search.md").write_text("\n".join(lines) + "\n")
     print(f"wrote {RESULTS / 'search.md'}")

@@ -102,8 +102,8 @@ def home(tmp_path_factory):
     return {"store": store, "root": root, "data_dir": data_dir}
 
 
-@pytest.fixture(scope="module")
-def server(home):
+def spawn_server(home, *args: str, stderr) -> subprocess.Popen:
+    """`automl serve` on a free port over the module's home, one job worker, no warm-up."""
     env = {
         **os.environ,
         "AUTOML_HOME": str(home["store"].root),
@@ -111,28 +111,15 @@ def server(home):
         "AUTOML_N_JOBS": "1",
     }
     env.pop("AUTOML_API_TOKEN", None)
+    command = [sys.executable, "-m", "automl_core.serving.cli", "--port", "0", "--no-warm"]
+    command += ["--data-dir", str(home["data_dir"]), *args]
+    return subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=stderr, text=True)
+
+
+@pytest.fixture(scope="module")
+def server(home):
     start = time.monotonic()
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "automl_core.serving.cli",
-            "--port",
-            "0",
-            "--token",
-            TOKEN,
-            "--data-dir",
-            str(home["data_dir"]),
-            "--max-body-mb",
-            str(MAX_BODY_MB),
-            "--no-warm",
-        ],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    process = spawn_server(home, "--token", TOKEN, "--max-body-mb", str(MAX_BODY_MB), stderr=subprocess.PIPE)
     line = process.stdout.readline()
     found = re.search(r"http://127\.0\.0\.1:(\d+)/api/v1", line)
     assert found, (
@@ -448,30 +435,7 @@ def test_a_semicolon_latin1_csv_is_predicted_over_http(client, home):
 
 
 def test_stopping_the_server_cancels_the_training_job_it_runs(home):
-    env = {
-        **os.environ,
-        "AUTOML_HOME": str(home["store"].root),
-        "AUTOML_JOB_WORKERS": "1",
-        "AUTOML_N_JOBS": "1",
-    }
-    env.pop("AUTOML_API_TOKEN", None)
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "automl_core.serving.cli",
-            "--port",
-            "0",
-            "--no-warm",
-            "--data-dir",
-            str(home["data_dir"]),
-        ],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
-    )
+    process = spawn_server(home, stderr=subprocess.DEVNULL)
     try:
         port = int(re.search(r":(\d+)/api/v1", process.stdout.readline()).group(1))
         client = Client(port, token=None)
