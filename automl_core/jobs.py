@@ -33,12 +33,16 @@ def default_workers() -> int:
 class JobManager:
     """Submit training requests; they run in background threads and report through the store."""
 
-    def __init__(self, store, *, max_workers: int | None = None):
+    def __init__(self, store, *, max_workers: int | None = None, aftercare: bool = True):
         self.store = store
         self.max_workers = max_workers or default_workers()
         self.threads_per_job = max(1, (os.cpu_count() or 1) // self.max_workers)
         self._pool = ThreadPoolExecutor(self.max_workers, thread_name_prefix="automl-job")
+        # one thread for the slow per-version work after a job (permutation importance), so that it
+        # never holds a training slot and the dashboard and the server find it cached
+        self._aftercare = ThreadPoolExecutor(1, thread_name_prefix="automl-aftercare") if aftercare else None
         self._futures: dict[str, Future] = {}
+        self._aftercare_futures: dict[str, Future] = {}
         self._lock = threading.Lock()
 
     def submit(self, request: TrainRequest, *, kind: str = "train") -> str:
@@ -107,7 +111,27 @@ class JobManager:
             "seconds": round(result.seconds, 2),
         }
         jobs.finish(job_id, "succeeded", result=outcome)
+        if self._aftercare is not None and version.task != "clustering":
+            future = self._aftercare.submit(self._importance, version.ref)
+            with self._lock:
+                self._aftercare_futures[job_id] = future
         return outcome
+
+    def _importance(self, ref: str) -> bool:
+        """Permutation importance of a new version, cached as its `importance` document."""
+        from .report import ensure_importance
+
+        try:
+            return ensure_importance(self.store, ref) is not None
+        except Exception:  # noqa: BLE001 - the pages and the server compute it on demand instead
+            logger.warning("importance of %s could not be computed:\n%s", ref, traceback.format_exc())
+            return False
+
+    def wait_aftercare(self, job_id: str, timeout: float | None = None) -> bool | None:
+        """Block until the importance computed after a job is cached; None when none was started."""
+        with self._lock:
+            future = self._aftercare_futures.get(job_id)
+        return None if future is None else future.result(timeout=timeout)
 
     def status(self, job_id: str):
         return self.store.jobs.get(job_id)
@@ -132,3 +156,5 @@ class JobManager:
 
     def shutdown(self, wait: bool = True) -> None:
         self._pool.shutdown(wait=wait, cancel_futures=not wait)
+        if self._aftercare is not None:
+            self._aftercare.shutdown(wait=wait, cancel_futures=not wait)

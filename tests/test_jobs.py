@@ -87,6 +87,29 @@ def test_five_jobs_submitted_at_once_all_finish(store):
     manager.shutdown()
 
 
+def test_importance_is_computed_after_a_job_and_cached_for_every_process(store):
+    manager = JobManager(store, max_workers=1)
+    job_id = manager.submit(small_request(time_budget=3, include=("linear",)))
+    ref = manager.wait(job_id, timeout=120)["ref"]
+    assert manager.wait_aftercare(job_id, timeout=120) is True
+    manager.shutdown()
+    importance = store.registry.get_document(ref, "importance")
+    columns = {row["column"] for row in importance}
+    assert {"sex", "pclass"} <= columns  # original columns, not one-hot pieces
+    assert not any("__" in column for column in columns)
+    by_column = {row["column"]: row for row in importance}
+    assert by_column["sex"]["permutation_mean"] > 0  # sex matters on titanic
+
+
+def test_no_aftercare_when_it_is_switched_off_or_the_job_fails(store):
+    manager = JobManager(store, max_workers=1, aftercare=False)
+    job_id = manager.submit(small_request(time_budget=3, include=("linear",)))
+    ref = manager.wait(job_id, timeout=120)["ref"]
+    assert manager.wait_aftercare(job_id) is None
+    assert store.registry.get_document(ref, "importance") is None
+    manager.shutdown()
+
+
 def test_progress_and_leaderboard_are_readable_from_another_store_handle(store):
     from store import Store
 
