@@ -87,6 +87,54 @@ class ShapSummary:
     space: str
     n_rows: int
 
+    def to_dict(self) -> dict:
+        """Plain columns (lists) for a JSON document: missing numbers become None."""
+
+        def columns(frame: pd.DataFrame) -> dict[str, list]:
+            out = {}
+            for name in frame.columns:
+                series = frame[name]
+                if series.dtype.kind == "f":
+                    out[name] = [None if math.isnan(v) else v for v in series.tolist()]
+                else:
+                    out[name] = [_plain_value(v) for v in series.tolist()]
+            return out
+
+        return {
+            "importance": columns(self.importance),
+            "values": columns(self.values),
+            "method": self.method,
+            "space": self.space,
+            "n_rows": self.n_rows,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping) -> ShapSummary:
+        values = pd.DataFrame(data["values"])
+        for name in ("shap_value", "feature_scaled"):
+            values[name] = pd.to_numeric(values[name], errors="coerce").astype(float)
+        values["feature_value"] = values["feature_value"].astype(object)
+        return cls(
+            importance=pd.DataFrame(data["importance"]),
+            values=values,
+            method=str(data["method"]),
+            space=str(data["space"]),
+            n_rows=int(data["n_rows"]),
+        )
+
+
+def _plain_value(value):
+    """A JSON-safe scalar: numpy numbers as Python numbers, missing as None, anything else as text."""
+    if value is None or isinstance(value, (str, bool, int)):
+        return value
+    if isinstance(value, float):
+        return None if math.isnan(value) else value
+    if isinstance(value, np.generic):
+        return _plain_value(value.item())
+    if value is pd.NaT or value is pd.NA:
+        return None
+    return str(value)
+
 
 # --------------------------------------------------------------------------- pipeline anatomy
 @dataclass(frozen=True)

@@ -38,7 +38,7 @@ class JobManager:
         self.max_workers = max_workers or default_workers()
         self.threads_per_job = max(1, (os.cpu_count() or 1) // self.max_workers)
         self._pool = ThreadPoolExecutor(self.max_workers, thread_name_prefix="automl-job")
-        # one thread for the slow per-version work after a job (permutation importance), so that it
+        # one thread for the slow per-version work after a job (importance, SHAP summary), so that it
         # never holds a training slot and the dashboard and the server find it cached
         self._aftercare = ThreadPoolExecutor(1, thread_name_prefix="automl-aftercare") if aftercare else None
         self._futures: dict[str, Future] = {}
@@ -118,14 +118,18 @@ class JobManager:
         return outcome
 
     def _importance(self, ref: str) -> bool:
-        """Permutation importance of a new version, cached as its `importance` document."""
-        from .report import ensure_importance
+        """Permutation importance and the SHAP summary of a new version, cached as its documents."""
+        from .report import ensure_importance, ensure_shap_summary
 
-        try:
-            return ensure_importance(self.store, ref) is not None
-        except Exception:  # noqa: BLE001 - the pages and the server compute it on demand instead
-            logger.warning("importance of %s could not be computed:\n%s", ref, traceback.format_exc())
-            return False
+        done = True
+        for name, compute in (("importance", ensure_importance), ("SHAP summary", ensure_shap_summary)):
+            try:
+                done = compute(self.store, ref) is not None and done
+            except Exception as exc:  # noqa: BLE001 - the pages and the server compute it on demand instead
+                # one line, no traceback: the usual cause is a version deleted while this ran
+                logger.warning("%s of %s was not computed: %s: %s", name, ref, type(exc).__name__, exc)
+                done = False
+        return done
 
     def wait_aftercare(self, job_id: str, timeout: float | None = None) -> bool | None:
         """Block until the importance computed after a job is cached; None when none was started."""

@@ -380,12 +380,13 @@ def job_card(job, *, open_button: bool = True) -> None:
 # --------------------------------------------------------------------------- explanations
 @st.cache_data(show_spinner="Computing SHAP values…", max_entries=8)
 def shap_summary(home: str, version_id: str, ref: str, task: str, max_rows: int = 500):
-    """SHAP summary of the version on a sample of its training rows (fast tree/linear paths when possible)."""
-    from automl_core.explain import shap_summary as summary
+    """SHAP summary of the version on a sample of its training rows; computed once per version and stored."""
+    from automl_core.report import ensure_shap_summary
 
-    features, _ = training_rows(home, version_id, ref)
-    version = _store(home).registry.get(ref)
-    return summary(pipeline(home, version.artifact.sha256, ref), features, task, max_rows=max_rows)
+    summary = ensure_shap_summary(_store(home), ref, max_rows=max_rows)
+    if summary is None:
+        raise ValueError("this version carries no training rows to explain")
+    return summary
 
 
 @st.cache_resource(show_spinner=False)

@@ -403,6 +403,15 @@ def test_shap_summary_gives_mean_absolute_values_and_a_long_table(titanic_lgbm, 
     scaled = summary.values.set_index("column")["feature_scaled"]
     assert scaled.loc["sex"].isna().all()
     assert scaled.loc["age"].dropna().between(0, 1).all()
+    # stored as a JSON document and read back, as every process after the first does
+    from store.jsonfiles import dumps, loads
+
+    back = summary.from_dict(loads(dumps(summary.to_dict())))
+    pd.testing.assert_frame_equal(back.importance, summary.importance)
+    np.testing.assert_allclose(back.values["shap_value"], summary.values["shap_value"])
+    np.testing.assert_array_equal(back.values["feature_scaled"].isna(), scaled.isna().to_numpy())
+    assert back.values["feature_value"].astype(str).tolist() == summary.values["feature_value"].astype(str).tolist()
+    assert (back.method, back.space, back.n_rows) == (summary.method, summary.space, summary.n_rows)
 
 
 def test_model_agnostic_summary_explains_a_capped_number_of_rows(

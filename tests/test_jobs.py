@@ -99,6 +99,9 @@ def test_importance_is_computed_after_a_job_and_cached_for_every_process(store):
     assert not any("__" in column for column in columns)
     by_column = {row["column"]: row for row in importance}
     assert by_column["sex"]["permutation_mean"] > 0  # sex matters on titanic
+    shap = store.registry.get_document(ref, "shap_summary")
+    assert shap["method"] == "linear" and shap["n_rows"] == 500
+    assert set(shap["importance"]["column"]) == columns
 
 
 def test_no_aftercare_when_it_is_switched_off_or_the_job_fails(store):
@@ -203,3 +206,11 @@ def test_cli_registry_commands_while_another_process_trains(tmp_path):
     assert imported.returncode == 0 and "copy@1.0.0" in imported.stdout
     assert "succeeded" not in run("jobs").stderr
     assert run("models", "delete", "copy").returncode == 0
+
+
+def test_aftercare_of_a_version_deleted_meanwhile_logs_one_line_and_goes_on(store, caplog):
+    manager = JobManager(store, max_workers=1)
+    with caplog.at_level("WARNING", logger="automl_core.jobs"):
+        assert manager._importance("gone@1.0.0") is False
+    manager.shutdown()
+    assert "gone@1.0.0" in caplog.text and "Traceback" not in caplog.text
