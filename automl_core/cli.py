@@ -116,18 +116,12 @@ def cmd_train(args) -> int:
 
 def _register(automl, frame, args) -> str | None:
     """Add the trained model to the registry of AUTOML_HOME; a failure here does not lose the model."""
-    from .problem import target_values
-    from .registration import default_model_name, register_automl
+    from .registration import default_model_name, labelled_rows, register_automl
 
     try:
         from store import Store
 
-        features, labels = frame, None
-        if automl.problem_.target is not None:
-            labels_all = target_values(frame, automl.problem_.target, automl.profile_)
-            keep = labels_all.notna().to_numpy()
-            features = frame.loc[keep].drop(columns=[automl.problem_.target]).reset_index(drop=True)
-            labels = labels_all[keep].reset_index(drop=True)
+        features, labels = labelled_rows(automl, frame)
         with open(args.data, "rb") as handle:
             raw = handle.read()
         version = register_automl(

@@ -178,6 +178,21 @@ def register_automl(
     return version
 
 
+def labelled_rows(automl, frame):
+    """(input columns, target values) of the rows the model was trained on: rows without a target are left out.
+
+    These are what a version stores for explanations and importance; clustering has no target (None).
+    """
+    if automl.problem_.target is None:
+        return frame, None
+    from .problem import target_values
+
+    labels = target_values(frame, automl.problem_.target, automl.profile_)
+    keep = labels.notna().to_numpy()
+    features = frame.loc[keep].drop(columns=[automl.problem_.target]).reset_index(drop=True)
+    return features, labels[keep].reset_index(drop=True)
+
+
 def default_model_name(source: str | None) -> str:
     """A registry name from a file name: its stem, with characters the registry refuses replaced."""
     import re

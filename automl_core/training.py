@@ -19,7 +19,7 @@ from .automl import AutoML
 from .errors import DataError
 from .intake import profile_table, read_table
 from .problem import target_values
-from .registration import default_model_name, register_automl
+from .registration import default_model_name, labelled_rows, register_automl
 from .search import SearchEvent
 
 REPLAY_BUDGET = 3600.0
@@ -112,12 +112,7 @@ def run_training(
         ignore_columns=list(request.ignore_columns) if request.ignore_columns else None,
     )
     automl.fit(frame, request.target, on_event=on_event)
-    features, labels = frame, None
-    if automl.problem_.target is not None:
-        labels_all = target_values(frame, automl.problem_.target, automl.profile_)
-        keep = labels_all.notna().to_numpy()
-        features = frame.loc[keep].drop(columns=[automl.problem_.target]).reset_index(drop=True)
-        labels = labels_all[keep].reset_index(drop=True)
+    features, labels = labelled_rows(automl, frame)
     version = register_automl(
         store,
         automl,
