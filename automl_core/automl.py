@@ -68,6 +68,8 @@ class AutoML(BaseEstimator):
     time_column : the date column for forecasting; detected when None.
     n_jobs : threads per model; None means all cores.
     max_search_rows : above this many rows the search runs on a sample; the winner is refit on all rows.
+    max_search_cells : the same guard for wide tables: the sample keeps at most this many cells (rows x
+        cleaned columns), and never fewer than 1,000 rows.
     replay : a recorded trial list (`recipe_["trials"]`) to re-run exactly instead of searching.
     ignore_columns : columns never used as features (for example a label kept aside for clustering).
     """
@@ -86,6 +88,7 @@ class AutoML(BaseEstimator):
         n_jobs: int | None = None,
         random_state: int | None = 0,
         max_search_rows: int = 150_000,
+        max_search_cells: int = 30_000_000,
         replay: list[dict] | None = None,
         ignore_columns: list[str] | None = None,
     ):
@@ -101,6 +104,7 @@ class AutoML(BaseEstimator):
         self.n_jobs = n_jobs
         self.random_state = random_state
         self.max_search_rows = max_search_rows
+        self.max_search_cells = max_search_cells
         self.replay = replay
 
     # ------------------------------------------------------------------ fit
@@ -245,7 +249,7 @@ class AutoML(BaseEstimator):
         classes = tuple(self.classes_) if self.classes_ is not None else ()
         self.metric_object_ = metric = get_metric(self.task_, self.metric_, problem.positive_class)
 
-        search_index = self._search_rows(y_values)
+        search_index = self._search_rows(y_values, X_clean.shape[1])
         X_search = X_clean.iloc[search_index].reset_index(drop=True)
         y_search = y_values[search_index]
         order = None
@@ -316,20 +320,24 @@ class AutoML(BaseEstimator):
         self.leaderboard_ = self._leaderboard(ranked, plan, members)
         self.input_schema_ = cleaner.schema_
 
-    def _search_rows(self, y: np.ndarray) -> np.ndarray:
+    def _search_rows(self, y: np.ndarray, n_columns: int) -> np.ndarray:
+        """Rows the search uses: all of them, or a sample when the table is too long or too wide."""
         n = len(y)
-        if n <= self.max_search_rows:
+        by_cells = max(1000, self.max_search_cells // max(1, n_columns))
+        limit = min(self.max_search_rows, by_cells)
+        if n <= limit:
             return np.arange(n)
+        why = f"{n:,} rows" if limit == self.max_search_rows else f"{n:,} rows x {n_columns:,} columns"
         rng = np.random.default_rng(self.random_state)
-        self._emit("stage", "search", f"{n:,} rows: searching on a sample of {self.max_search_rows:,}, refitting on all")
+        self._emit("stage", "search", f"{why}: searching on a sample of {limit:,} rows, refitting on all")
         if self.task_ in ("binary", "multiclass"):
             from sklearn.model_selection import train_test_split
 
             keep, _ = train_test_split(
-                np.arange(n), train_size=self.max_search_rows, stratify=y.astype(str), random_state=self.random_state
+                np.arange(n), train_size=limit, stratify=y.astype(str), random_state=self.random_state
             )
             return np.sort(keep)
-        return np.sort(rng.choice(n, self.max_search_rows, replace=False))
+        return np.sort(rng.choice(n, limit, replace=False))
 
     @staticmethod
     def _reserve_seconds(trials: list[Trial], n_folds: int, row_ratio: float) -> float:
@@ -526,6 +534,7 @@ class AutoML(BaseEstimator):
                 "time_column": self.time_column,
                 "random_state": self.random_state,
                 "max_search_rows": self.max_search_rows,
+                "max_search_cells": self.max_search_cells,
                 "ignore_columns": self.ignore_columns,
                 "cv_resolved": self._resolved_cv(),
             },

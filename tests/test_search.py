@@ -191,3 +191,18 @@ def test_large_data_is_searched_on_a_sample_and_refit_on_all_rows():
     assert len(model.search_index_) == 1000
     assert model.best_estimator_.named_steps["model"].estimator_.n_features_in_ == 2
     assert model.score(frame[["x", "z"]], frame.y) < 0.2
+
+
+def test_a_wide_table_is_searched_on_fewer_rows_and_the_stage_says_why():
+    rng = np.random.default_rng(1)
+    n, width = 3000, 40
+    frame = pd.DataFrame(rng.normal(size=(n, width)), columns=[f"c{i}" for i in range(width)])
+    frame["y"] = frame.c0 * 2 + rng.normal(scale=0.1, size=n)
+    events = []
+    model = AutoML(time_budget=5, include=["linear"], max_search_cells=60_000, cv=3).fit(
+        frame, "y", on_event=events.append
+    )
+    assert len(model.search_index_) == 1500  # 60,000 cells / 40 columns
+    assert any("3,000 rows x 40 columns: searching on a sample of 1,500 rows" in (e.message or "") for e in events)
+    assert model.best_estimator_.named_steps["model"].estimator_.n_features_in_ == width  # refit on all columns
+    assert model.recipe_["settings"]["max_search_cells"] == 60_000
