@@ -112,12 +112,12 @@ class JobManager:
         }
         jobs.finish(job_id, "succeeded", result=outcome)
         if self._aftercare is not None and version.task != "clustering":
-            future = self._aftercare.submit(self._importance, version.ref)
+            future = self._aftercare.submit(self._cache_explanations, version.ref)
             with self._lock:
                 self._aftercare_futures[job_id] = future
         return outcome
 
-    def _importance(self, ref: str) -> bool:
+    def _cache_explanations(self, ref: str) -> bool:
         """Permutation importance and the SHAP summary of a new version, cached as its documents."""
         from .report import ensure_importance, ensure_shap_summary
 
@@ -132,7 +132,10 @@ class JobManager:
         return done
 
     def wait_aftercare(self, job_id: str, timeout: float | None = None) -> bool | None:
-        """Block until the importance computed after a job is cached; None when none was started."""
+        """Block until the importance and SHAP summary of a job's version are cached (True when both are).
+
+        None when nothing was started: the job failed, was clustering, or aftercare is off.
+        """
         with self._lock:
             future = self._aftercare_futures.get(job_id)
         return None if future is None else future.result(timeout=timeout)

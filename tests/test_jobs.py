@@ -211,6 +211,6 @@ def test_cli_registry_commands_while_another_process_trains(tmp_path):
 def test_aftercare_of_a_version_deleted_meanwhile_logs_one_line_and_goes_on(store, caplog):
     manager = JobManager(store, max_workers=1)
     with caplog.at_level("WARNING", logger="automl_core.jobs"):
-        assert manager._importance("gone@1.0.0") is False
+        assert manager._cache_explanations("gone@1.0.0") is False
     manager.shutdown()
     assert "gone@1.0.0" in caplog.text and "Traceback" not in caplog.text
