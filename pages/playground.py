@@ -3,11 +3,11 @@
 import datetime as dt
 import math
 
-import numpy as np
 import pandas as pd
 import streamlit as st
 
 from automl_core.modelfile import predictions_frame
+from automl_core.whatif import SWEEP_KINDS, what_if
 from pages import charts, ui
 
 ui.init_state()
@@ -90,18 +90,6 @@ with form_column:
 frame = pd.DataFrame([row])
 
 
-def output_of(predictions: pd.DataFrame) -> tuple[pd.Series, str]:
-    """The number that what-if plots: the prediction, or the probability of the class in focus."""
-    if task in ("binary", "multiclass"):
-        classes = [str(c) for c in meta.get("classes") or []]
-        focus = meta.get("positive_class") if task == "binary" else prediction
-        column = f"proba_{focus}"
-        if column not in predictions.columns and classes:
-            column = f"proba_{classes[-1]}"
-        return predictions[column], f"probability of {column.removeprefix('proba_')}"
-    return pd.to_numeric(predictions["prediction"], errors="coerce"), "prediction"
-
-
 try:
     predictions = predictions_frame(pipe, meta, frame)
 except ui.USER_ERRORS as exc:
@@ -175,9 +163,7 @@ with result_column:
 # ---------------------------------------------------------------- what-if
 if task != "clustering":
     st.subheader("What if")
-    candidates = [
-        c for c in columns if schema[c].get("kind") in ("numeric", "categorical", "boolean", "datetime")
-    ]
+    candidates = [c for c in columns if schema[c].get("kind") in SWEEP_KINDS]
     if candidates:
         column = st.selectbox(
             "Change one input",
@@ -187,19 +173,9 @@ if task != "clustering":
         )
         info = schema[column]
         kind = info.get("kind")
-        if kind == "numeric":
-            values = np.linspace(float(info["min"]), float(info["max"]), 41)
-            values = np.unique(np.round(values)) if info.get("integer") else values
-        elif kind == "categorical":
-            values = list(info.get("categories") or [])[:40]
-        elif kind == "boolean":
-            values = [False, True]
-        else:
-            values = list(pd.date_range(info["min"], info["max"], periods=30))
-        sweep = pd.concat([frame] * len(values), ignore_index=True)
-        sweep[column] = values
-        output, label = output_of(predictions_frame(pipe, meta, sweep))
-        curve = pd.DataFrame({"value": values, "output": output.to_numpy()})
+        focus_class = prediction if task == "multiclass" else None
+        curve = what_if(pipe, {**meta, "task": task}, frame, column, info, focus_class=focus_class)
+        label = curve.label
         current = row[column] if kind in ("numeric", "datetime") else None
-        st.altair_chart(charts.what_if(curve, column, label, current, kind), width="stretch")
+        st.altair_chart(charts.what_if(curve.frame(), column, label, current, kind), width="stretch")
         st.caption(f"The {label} as {column} varies over its training range, every other input as set above.")

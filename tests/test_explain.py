@@ -509,3 +509,48 @@ def test_task_must_fit_the_pipeline(diabetes_frame, wine_frame):
     with pytest.raises(ValueError, match="not to a regression task"):
         Explainer(regressor, diabetes_frame, "regression", target_class="high")
     assert Explainer(regressor, diabetes_frame, "regression", classes=[]).method == "linear"
+
+
+# --------------------------------------------------------------------------- what-if
+def test_what_if_moves_the_prediction_along_the_planted_column(planted):
+    from automl_core.whatif import what_if
+
+    frame = planted.drop(columns="label")
+    pipeline = fit_pipeline(frame, "amount", ["linear"], "regression")
+    schema = pipeline.named_steps["clean"].schema_
+    row = frame.drop(columns="amount").iloc[[0]]
+    curve = what_if(pipeline, {"task": "regression"}, row, "planted", schema["planted"])
+    assert curve.label == "prediction" and len(curve.values) == 41
+    assert curve.values[0] == pytest.approx(frame["planted"].min()) and curve.values[-1] == pytest.approx(
+        frame["planted"].max()
+    )
+    assert np.all(np.diff(curve.output) > 0)  # amount = 3 x planted: the prediction rises with it
+    slope = (curve.output[-1] - curve.output[0]) / (curve.values[-1] - curve.values[0])
+    assert slope == pytest.approx(3, rel=0.05)
+    # a noise column barely moves it
+    flat = what_if(pipeline, {"task": "regression"}, row, "noise_a", schema["noise_a"])
+    assert np.ptp(flat.output) < 0.1 * np.ptp(curve.output)
+    assert list(curve.frame().columns) == ["value", "output"]
+
+
+def test_what_if_follows_the_positive_class_and_sweeps_labels(planted):
+    from automl_core.whatif import sweep_values, what_if
+
+    frame = planted.drop(columns="amount")
+    pipeline = fit_pipeline(frame, "label", ["linear"], "binary")
+    schema = pipeline.named_steps["clean"].schema_
+    meta = {"task": "binary", "classes": ["no", "yes"], "positive_class": "yes"}
+    row = frame.drop(columns="label").iloc[[0]]
+    curve = what_if(pipeline, meta, row, "planted", schema["planted"])
+    assert curve.label == "probability of yes"
+    assert curve.output[0] < 0.2 < 0.8 < curve.output[-1]
+    colours = what_if(pipeline, meta, row, "colour", schema["colour"])
+    assert sorted(colours.values) == ["blue", "green", "red"] and colours.kind == "categorical"
+    assert what_if(pipeline, meta, row, "planted", schema["planted"], focus_class="no").label == "probability of no"
+    assert sweep_values({"kind": "boolean"}) == [False, True]
+    with pytest.raises(ValueError, match="kind 'text' cannot be swept"):
+        sweep_values({"kind": "text"})
+    with pytest.raises(ValueError, match="exactly one row"):
+        what_if(pipeline, meta, frame.drop(columns="label").head(2), "planted", schema["planted"])
+    with pytest.raises(ValueError, match="'missing' is not an input"):
+        what_if(pipeline, meta, row, "missing", schema["planted"])
