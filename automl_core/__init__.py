@@ -7,13 +7,14 @@ machine-learning libraries until they are needed.
 
 from __future__ import annotations
 
-import importlib
 import os
 
 # OpenMP threads that spin while waiting make LightGBM, XGBoost and scikit-learn 10-40x slower as
 # soon as another process (a second job, the app, a server) uses a core. Waiting passively costs
 # little when the machine is idle. Must be set before the first OpenMP library loads.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+from ._lazy import lazy_getattr  # noqa: E402 - after the OpenMP setting
 
 _EXPORTS = {
     "AutoML": ".automl",
@@ -38,12 +39,7 @@ _EXPORTS = {
 __all__ = sorted(_EXPORTS)
 
 
-def __getattr__(name: str):
-    if name in _EXPORTS:
-        value = getattr(importlib.import_module(_EXPORTS[name], __name__), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module 'automl_core' has no attribute {name!r}")
+__getattr__ = lazy_getattr(__name__, _EXPORTS)
 
 
 def __dir__() -> list[str]:

@@ -15,7 +15,7 @@ Importing this package loads neither pandas nor scikit-learn; they load with the
 
 from __future__ import annotations
 
-import importlib
+from automl_core._lazy import lazy_getattr
 
 _EXPORTS = {
     "Api": ".api",
@@ -31,9 +31,4 @@ _EXPORTS = {
 __all__ = sorted(_EXPORTS)
 
 
-def __getattr__(name: str):
-    if name in _EXPORTS:
-        value = getattr(importlib.import_module(_EXPORTS[name], __name__), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module 'automl_core.serving' has no attribute {name!r}")
+__getattr__ = lazy_getattr(__name__, _EXPORTS)
