@@ -23,6 +23,24 @@ TASKS = ("auto", "binary", "multiclass", "regression", "timeseries", "clustering
 MAX_TIME_BUDGET = 24 * 3600.0
 MAX_EXPLAIN_ROWS = 100
 IMPORTANCE_DOCUMENT = "importance"
+# The settings `POST /models/train` accepts, with their JSON types: one list for validation and OpenAPI.
+# (Task names are spelled out here: importing automl_core.problem would pull pandas into the server.)
+TRAIN_SETTINGS: dict[str, dict] = {
+    "data": {"type": "string"},
+    "target": {"type": "string"},
+    "task": {
+        "type": "string",
+        "enum": ["auto", "binary", "multiclass", "regression", "timeseries", "clustering"],
+    },
+    "time_budget": {"type": "number"},
+    "name": {"type": "string"},
+    "metric": {"type": "string"},
+    "cv": {"type": ["string", "integer"]},
+    "include": {"type": "array", "items": {"type": "string"}},
+    "exclude": {"type": "array", "items": {"type": "string"}},
+    "seed": {"type": "integer"},
+    "description": {"type": "string"},
+}
 MAX_EXPLAINERS = 4  # each holds a version's training rows: only the last few used stay in memory
 
 logger = logging.getLogger(__name__)
@@ -352,19 +370,7 @@ class Management:
 
 def _train_settings(settings: dict) -> dict:
     """TrainRequest keyword arguments from JSON or query parameters; 422 names the bad setting."""
-    allowed = {
-        "data",
-        "target",
-        "task",
-        "time_budget",
-        "name",
-        "metric",
-        "cv",
-        "include",
-        "exclude",
-        "seed",
-        "description",
-    }
+    allowed = set(TRAIN_SETTINGS)
     unknown = sorted(set(settings) - allowed)
     if unknown:
         raise invalid_input(

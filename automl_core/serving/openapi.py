@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from .api import PREFIX
+from .management import TRAIN_SETTINGS
 from .payloads import DATAFRAME_RECORDS, DATAFRAME_SPLIT, FORMAT_KEYS, INPUTS, INSTANCES, KEY, KEY_HEADER
 
 MODEL_ID = {
@@ -152,46 +153,14 @@ def openapi_spec() -> dict:
                 "parameters (?target=...&task=...&time_budget=...&name=...). Answers 202 with the job id.",
                 "parameters": [
                     {"name": n, "in": "query", "required": False, "schema": {"type": "string"}}
-                    for n in (
-                        "target",
-                        "task",
-                        "time_budget",
-                        "name",
-                        "metric",
-                        "cv",
-                        "include",
-                        "exclude",
-                        "seed",
-                        "filename",
-                    )
+                    for n in [*(n for n in TRAIN_SETTINGS if n != "data"), "filename"]
                 ],
                 "requestBody": {
                     "content": {
                         "application/json": {
                             "schema": {
                                 "type": "object",
-                                "properties": {
-                                    "data": {"type": "string"},
-                                    "target": {"type": "string"},
-                                    "task": {
-                                        "type": "string",
-                                        "enum": [
-                                            "auto",
-                                            "binary",
-                                            "multiclass",
-                                            "regression",
-                                            "timeseries",
-                                            "clustering",
-                                        ],
-                                    },
-                                    "time_budget": {"type": "number"},
-                                    "name": {"type": "string"},
-                                    "metric": {"type": "string"},
-                                    "cv": {"type": ["string", "integer"]},
-                                    "include": {"type": "array", "items": {"type": "string"}},
-                                    "exclude": {"type": "array", "items": {"type": "string"}},
-                                    "seed": {"type": "integer"},
-                                },
+                                "properties": dict(TRAIN_SETTINGS),
                                 "required": ["data"],
                             }
                         },
