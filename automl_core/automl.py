@@ -26,12 +26,11 @@ from .intake import TableProfile, profile_table
 from .models import FAMILIES, FamilyModel, families_for
 from .preprocess import TableCleaner, build_preprocessor
 from .problem import ProblemSpec, detect_problem, split_target
+from .revalidation import ReservePlanner, Revalidation, applies_to, finalists, revalidate
 from .scoring import get_metric
 from .search import Budget, FoldCache, Search, SearchEvent, Trial, pickled_size
 from .validation import make_cv_plan
 
-ENSEMBLE_CANDIDATES = 12
-ENSEMBLE_PER_FAMILY = 3  # diversity: near-copies of one family overfit the out-of-fold predictions
 ENSEMBLE_NOISE_SHARE = 0.3  # an ensemble must beat the best model by this share of its standard error
 _REFIT_FACTOR = 1.35  # a refit on all rows costs about this much more than one fold's fit
 
@@ -273,8 +272,16 @@ class AutoML(BaseEstimator):
         n_folds = len(splits)
         full_rows = len(y_values)
 
-        def reserve(trials: list[Trial]) -> float:
+        def refit_reserve(trials: list[Trial]) -> float:
             return self._reserve_seconds(trials, n_folds, full_rows / max(1, len(y_search)))
+
+        planner = None
+        if applies_to(self.cv_plan_) and self.replay is None:
+            planner = ReservePlanner(self._budget.seconds, n_folds, len(y_search), folds.prep_seconds)
+
+        def reserve(trials: list[Trial]) -> float:
+            extra = 0.0 if planner is None else planner(trials, metric.signed_score)
+            return refit_reserve(trials) + extra
 
         self._search = Search(
             families,
@@ -297,7 +304,10 @@ class AutoML(BaseEstimator):
                 f"no model could be trained within {self.time_budget:g} s"
                 + (f" ({failures})" if failures else "; give a larger time budget")
             )
-        ranked = sorted(ok, key=lambda t: -(t.score if metric.greater_is_better else -t.score))
+        ranked = sorted(ok, key=lambda t: -metric.signed_score(t.score))
+        self.revalidation_ = self._revalidate(ranked, folds, classes, lambda: refit_reserve(ok))
+        if self.revalidation_ is not None:
+            ranked = self.revalidation_.apply(ranked, y_search, metric, classes)
         self._emit("stage", "ensemble", "combining the best models")
         plan = self._choose_ensemble(ranked, y_search, classes) if self.ensemble else None
         self._emit("stage", "refit", "refitting the chosen model on all rows")
@@ -351,28 +361,60 @@ class AutoML(BaseEstimator):
         scale = _REFIT_FACTOR * row_ratio * (n_folds / max(1, n_folds - 1) if n_folds > 1 else 1.25)
         return 0.5 + scale * sum(top)
 
+    def _revalidate(self, ranked: list[Trial], folds: FoldCache, classes: tuple, refit_reserve) -> Revalidation | None:
+        """Score the finalists again on fresh folds (k-fold plans, when it fits in the time left).
+
+        A replay re-validates exactly the trials its recipe marks, as many times as recorded.
+        """
+        if not applies_to(self.cv_plan_):
+            return None
+        repeats = None
+        candidates = finalists(ranked)
+        if self.replay is not None:
+            marked = {(e.get("trial_id"), e["family"]): int(e.get("revalidated") or 0) for e in self.replay}
+            candidates = [t for t in ranked if marked.get((t.trial_id, t.family), 0) > 0]
+            repeats = max((marked[(t.trial_id, t.family)] for t in candidates), default=0)
+            if len(candidates) < 2 or repeats < 1:
+                return None
+        if len(candidates) < 2:
+            return None
+        self._emit("stage", "revalidate", f"re-validating the {len(candidates)} best models on fresh folds")
+        result = revalidate(
+            candidates,
+            self.cv_plan_,
+            folds,
+            self.metric_object_,
+            self.task_,
+            classes,
+            budget=self._budget,
+            refit_reserve=refit_reserve,
+            n_jobs=self.n_jobs_,
+            random_state=self.random_state,
+            repeats=repeats,
+            on_progress=lambda message: self._emit("stage", "revalidate", message),
+        )
+        if result is None:
+            self._emit("stage", "revalidate", "no time to re-validate: the search's scores decide")
+        return result
+
     def _choose_ensemble(self, ranked: list[Trial], y: np.ndarray, classes: tuple):
         """Greedy selection, voting or stacking over out-of-fold predictions, on the rows every model
-        scored (all rows for k-fold; the validation rows of a holdout or of time-ordered windows)."""
+        scored (all rows for k-fold; the validation rows of a holdout or of time-ordered windows).
+        After re-validation only the re-validated models take part: their predictions come from the
+        same fresh folds."""
         metric = self.metric_object_
         if not ranked or ranked[0].oof is None:
             return None
         covered = ~np.isnan(np.asarray(ranked[0].oof, dtype=float).reshape(len(y), -1)[:, 0])
-        candidates, seen, per_family = [], set(), {}
-        for t in ranked:
-            if t.family == "baseline" or t.oof is None:
-                continue
+        pool = [t for t in ranked if t.revalidated] if ranked[0].revalidated else ranked
+        candidates = []
+        for t in finalists(pool):
             oof = np.asarray(t.oof, dtype=float).reshape(len(y), -1)
-            if not np.array_equal(~np.isnan(oof[:, 0]), covered) or np.isnan(oof[covered]).any():
-                continue
-            key = np.round(oof[covered].ravel()[:200], 8).tobytes()
-            if key in seen or per_family.get(t.family, 0) >= ENSEMBLE_PER_FAMILY:
-                continue
-            seen.add(key)
-            per_family[t.family] = per_family.get(t.family, 0) + 1
-            candidates.append(t)
-            if len(candidates) >= ENSEMBLE_CANDIDATES:
-                break
+            if np.array_equal(~np.isnan(oof[:, 0]), covered) and not np.isnan(oof[covered]).any():
+                candidates.append(t)
+        recorded = self._recorded_ensemble()
+        if recorded is not None:  # a replay rebuilds the recorded ensemble, whatever time is left
+            return self._replayed_ensemble(recorded, ranked, y, classes, covered)
         if len(candidates) < 2 or covered.sum() < 10:
             return None
         by_name = {t.name: t for t in candidates}
@@ -383,6 +425,10 @@ class AutoML(BaseEstimator):
         y_covered = y[covered]
         best = ranked[0]
         standard_error = (best.std or 0.0) / np.sqrt(max(1, len(best.fold_scores)))
+        if best.revalidated:
+            # Fresh-fold predictions played no part in choosing the finalists: only the blend's own
+            # weights are fitted to them, so any out-of-fold gain counts.
+            standard_error = 0.0
         plan = choose_ensemble(
             [t.name for t in candidates],
             [rows(t.name) for t in candidates],
@@ -419,16 +465,50 @@ class AutoML(BaseEstimator):
             plan.members, plan.weights, plan.kind, plan.score = names, list(weights), "greedy", score
             plan.details.pop("stacker", None)
             plan.details.pop("stacking_oof", None)
+        return self._with_oof(plan, [rows(n) for n in plan.members], ranked[0].oof, covered)
+
+    @staticmethod
+    def _with_oof(plan, member_rows: list[np.ndarray], template, covered: np.ndarray):
+        """The plan with its out-of-fold predictions (`details["oof"]`) in the shape of a trial's."""
         if plan.kind == "stacking":
             # The stacker's own cross-validated predictions: honest, unlike refitted in-sample ones.
             blended = np.asarray(plan.details.pop("stacking_oof"), dtype=float)
         else:
             plan.details.pop("stacking_oof", None)
-            blended = sum(w * rows(n) for w, n in zip(plan.weights, plan.members))
-        full = np.full(np.asarray(ranked[0].oof).shape, np.nan)
+            blended = sum(w * r for w, r in zip(plan.weights, member_rows))
+        full = np.full(np.asarray(template).shape, np.nan)
         full[covered] = blended
         plan.details["oof"] = full
         return plan
+
+    def _recorded_ensemble(self) -> list[dict] | None:
+        """A replay's recorded ensemble members in order (empty: none was kept); None for recipes older than this
+        record, whose ensemble is chosen again."""
+        if self.replay is None or not all("ensemble" in e for e in self.replay):
+            return None
+        members = [dict(e["ensemble"], trial_id=e.get("trial_id"), family=e["family"]) for e in self.replay if e["ensemble"]]
+        return sorted(members, key=lambda m: m["position"])
+
+    def _replayed_ensemble(self, recorded: list[dict], ranked: list[Trial], y: np.ndarray, classes: tuple, covered):
+        from .ensemble import EnsemblePlan, stacking
+
+        if not recorded:
+            return None
+        by_id = {(t.trial_id, t.family): t for t in ranked}
+        members = [by_id.get((m["trial_id"], m["family"])) for m in recorded]
+        if any(t is None for t in members):
+            raise AutoMLError("the recipe's ensemble names a model that the replay did not reproduce")
+        metric = self.metric_object_
+        member_rows = [np.asarray(t.oof, dtype=float)[covered] for t in members]
+        kind, weights = recorded[0]["kind"], [float(m["weight"]) for m in recorded]
+        if kind == "stacking":
+            stacker, score, output = stacking(member_rows, y[covered], metric, self.task_, classes,
+                                              random_state=self.random_state)
+            details = {"stacker": stacker, "stacking_oof": output}
+        else:
+            score, details = metric(y[covered], sum(w * r for w, r in zip(weights, member_rows)), classes), {}
+        plan = EnsemblePlan(kind, [t.name for t in members], weights, float(score), details)
+        return self._with_oof(plan, member_rows, ranked[0].oof, covered)
 
     def _refit(self, cleaner, X_clean, y, ranked, plan, build_prep):
         by_name = {t.name: t for t in ranked}
@@ -474,6 +554,8 @@ class AutoML(BaseEstimator):
                     "family": t.family,
                     "score": t.score,
                     "std": t.std,
+                    "search_score": t.search_score,
+                    "folds": "fresh" if t.revalidated else "search",  # which folds its fold scores are on
                     "fit_time": round(t.fit_time, 4),
                     "predict_ms_per_row": round(1000 * t.predict_time_per_row, 5),
                     "size_kb": None if t.size_bytes is None else round(t.size_bytes / 1024, 1),
@@ -493,6 +575,8 @@ class AutoML(BaseEstimator):
                     "family": "ensemble",
                     "score": plan.score,
                     "std": float(np.std(fold_scores)) if fold_scores else None,
+                    "search_score": None,
+                    "folds": "fresh" if self.revalidation_ is not None else "search",
                     "fit_time": round(sum(r["fit_time"] for r in member_rows), 4),
                     "predict_ms_per_row": round(sum(r["predict_ms_per_row"] for r in member_rows), 5),
                     "size_kb": round(sum(r["size_kb"] or 0 for r in member_rows), 1),
@@ -519,9 +603,16 @@ class AutoML(BaseEstimator):
         metric = self.metric_object_
         classes = tuple(self.classes_) if self.classes_ is not None else ()
         y = self._search.folds.y
+        if getattr(self, "revalidation_", None) is not None:
+            return self.revalidation_.fold_scores(oof, y, metric, classes)
         return [float(metric(y[val], np.asarray(oof)[val], classes)) for _, val in self._splits]
 
     def _recipe(self, trials: list[Trial]) -> dict:
+        plan = getattr(self, "ensemble_", None)
+        members = {}
+        if plan is not None:  # a replay rebuilds this ensemble instead of choosing again (which depends on time)
+            members = {name: {"kind": plan.kind, "weight": float(w), "position": i}
+                       for i, (name, w) in enumerate(zip(plan.members, plan.weights))}
         return {
             "settings": {
                 "task": self.task,
@@ -540,7 +631,8 @@ class AutoML(BaseEstimator):
             },
             # The trials that produced a score, in order, with their ids: replaying them reproduces the leaderboard.
             "trials": [
-                {"trial_id": t.trial_id, "family": t.family, "params": t.to_dict()["params"]}
+                {"trial_id": t.trial_id, "family": t.family, "params": t.to_dict()["params"],
+                 "revalidated": t.revalidated, "ensemble": members.get(t.name)}
                 for t in trials
                 if t.status == "ok"
             ],
@@ -591,6 +683,7 @@ class AutoML(BaseEstimator):
         self.best_score_ = float(best["score"])
         self.classes_ = None
         self.cv_plan_ = None
+        self.revalidation_ = None
         self.ensemble_ = None
         self.skipped_families_ = {}
         self.oof_ = None
@@ -653,9 +746,10 @@ class AutoML(BaseEstimator):
             "model": self.best_model_name_,
             "problem": self.problem_.to_dict(),
             "cv_plan": None if self.cv_plan_ is None else self.cv_plan_.to_dict(),
+            "revalidation": None if self.revalidation_ is None else self.revalidation_.to_dict(),
             "ensemble": None if self.ensemble_ is None else self.ensemble_.to_dict(),
             "leaderboard": [
-                {k: _plain(v) for k, v in row.items() if k in ("model", "family", "score", "std", "fit_time",
+                {k: _plain(v) for k, v in row.items() if k in ("model", "family", "score", "std", "search_score", "fit_time",
                                                              "predict_ms_per_row", "size_kb", "params", "n_clusters")}
                 for row in board.to_dict(orient="records")
             ],

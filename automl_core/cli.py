@@ -137,11 +137,17 @@ def _register(automl, frame, args) -> str | None:
 def _print_summary(summary: dict) -> None:
     print(f"task: {summary['task']} ({summary['problem']['reason']})")
     print(f"metric: {summary['metric']}  cv score: {summary['cv_score']:.5g}  chosen: {summary['best']}")
+    revalidation = summary.get("revalidation")
+    if revalidation:
+        print(f"the {len(revalidation['models'])} finalists were re-validated on {revalidation['repeats']} fresh "
+              "shuffles of the folds; the search's own score is in brackets")
     print("leaderboard:")
     for row in summary["leaderboard"][:10]:
         score = row.get("score")
         shown = f"{score:.5g}" if isinstance(score, (int, float)) else "-"
-        print(f"  {row['model']:<28} {shown:>10}  fit {row.get('fit_time', 0):.3f}s")
+        search = row.get("search_score")
+        searched = f" ({search:.5g})" if isinstance(search, (int, float)) else ""
+        print(f"  {row['model']:<28} {shown:>10}{searched}  fit {row.get('fit_time', 0):.3f}s")
     if summary.get("out"):
         print(f"saved to {summary['out']}")
     if summary.get("reference"):

@@ -27,13 +27,21 @@ def _fold_sizes(cv_plan: dict | None, n_rows: int) -> tuple[int, int]:
     return int(round(n_rows * (k - 1) / k)), int(round(n_rows / k))
 
 
+def different_folds(a: str, b: str) -> str:
+    """Why two models cannot be tested fold by fold."""
+    return (f"{a} and {b} were scored on different folds: the finalists re-validated on fresh folds can only be "
+            "compared fold by fold with each other, the other models with each other")
+
+
 def compare_fold_scores(
     scores_a: list[float], scores_b: list[float], *, n_rows: int, cv_plan: dict | None,
     greater_is_better: bool, labels=("A", "B"),
 ) -> dict:
     """Corrected resampled t-test of two models' per-fold scores (same folds)."""
-    if len(scores_a) != len(scores_b) or len(scores_a) < 2:
-        raise AutoMLError("a fold-by-fold comparison needs the same number (at least 2) of fold scores for both models")
+    if len(scores_a) < 2 or len(scores_b) < 2:
+        raise AutoMLError("a fold-by-fold comparison needs at least 2 fold scores for both models")
+    if len(scores_a) != len(scores_b):
+        raise AutoMLError(different_folds(*labels))
     n_train, n_test = _fold_sizes(cv_plan, n_rows)
     a, b = np.asarray(scores_a, float), np.asarray(scores_b, float)
     if not greater_is_better:  # the test reports "A better than B" in the metric's own direction
@@ -92,7 +100,10 @@ def _fold_test(a, b, folds: dict, metric) -> dict:
         "fingerprint_sha256"
     )
     plan_a, plan_b = a.lineage.get("cv_plan"), b.lineage.get("cv_plan")
-    same_folds = same_data and plan_a == plan_b and len(folds[a.ref]) == len(folds[b.ref]) >= 2
+    # A re-validated winner was scored on the fresh shuffles, the others on the search's folds.
+    shuffles_a, shuffles_b = ((v.lineage.get("revalidation") or {}).get("seeds") for v in (a, b))
+    same_folds = (same_data and plan_a == plan_b and shuffles_a == shuffles_b
+                  and len(folds[a.ref]) == len(folds[b.ref]) >= 2)
     if not same_folds:
         return {
             "a": a.ref, "b": b.ref, "method": None, "significant": None,

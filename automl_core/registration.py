@@ -80,6 +80,7 @@ def build_lineage(
             "task_reason": automl.problem_.reason,
             "metric": automl.metric_,
             "cv_plan": None if automl.cv_plan_ is None else automl.cv_plan_.to_dict(),
+            "revalidation": None if automl.revalidation_ is None else automl.revalidation_.to_dict(),
             "seed": automl.random_state,
             "time_budget": automl.time_budget,
             "chosen_model": automl.best_model_name_,

@@ -36,6 +36,10 @@ class Metric:
         value = self(y_true, output, classes)
         return value if self.greater_is_better else -value
 
+    def signed_score(self, score: float) -> float:
+        """A score already computed, turned so that higher is better (for sorting)."""
+        return score if self.greater_is_better else -score
+
     def better(self, a: float, b: float) -> bool:
         return a > b if self.greater_is_better else a < b
 

@@ -68,6 +68,8 @@ class Trial:
     error: str | None = None
     elapsed: float = 0.0
     oof: np.ndarray | None = field(default=None, repr=False)
+    search_score: float | None = None  # the score on the search's folds, kept when re-validation replaces `score`
+    revalidated: int = 0  # how many fresh splits scored it (see `revalidation`)
 
     @property
     def name(self) -> str:

@@ -129,3 +129,17 @@ def test_progress_bar_writes_a_line_per_stage(tmp_path):
     bar(SearchEvent("done", "done", 100.0, 10.0, 0.0, "best", 0.9, "lightgbm_1"))
     text = stream.getvalue()
     assert "searching" in text and "100.0%" in text and "best 0.9000 (lightgbm_1)" in text
+
+
+def test_the_summary_shows_the_search_score_beside_the_revalidated_one(capsys):
+    from automl_core.cli import _print_summary
+
+    _print_summary({
+        "task": "binary", "problem": {"reason": "two values"}, "metric": "roc_auc", "cv_score": 0.84, "best": "lgbm_3",
+        "revalidation": {"models": ["lgbm_3", "xgb_7", "linear_1"], "repeats": 2},
+        "leaderboard": [{"model": "lgbm_3", "score": 0.84, "search_score": 0.851, "fit_time": 0.1},
+                        {"model": "rf_9", "score": 0.82, "search_score": None, "fit_time": 0.2}],
+    })
+    out = capsys.readouterr().out
+    assert "3 finalists were re-validated on 2 fresh shuffles" in out
+    assert "0.84 (0.851)" in out and "(None)" not in out
