@@ -3,7 +3,7 @@
 import pandas as pd
 import streamlit as st
 
-from automl_core.comparison import compare_fold_scores, compare_versions
+from automl_core.comparison import compare_fold_scores, compare_versions, different_folds
 from pages import charts, ui
 
 ui.init_state()
@@ -15,6 +15,11 @@ BOARD_COLUMNS = {
     "family": st.column_config.TextColumn("family"),
     "score": st.column_config.NumberColumn("CV score", format="%.4f"),
     "std": st.column_config.NumberColumn("± std", format="%.4f", help="spread of the score over the folds"),
+    "search_score": st.column_config.NumberColumn(
+        "search score", format="%.4f",
+        help="the score on the search's own folds; the finalists were scored again on fresh folds (CV score), "
+        "which ranks them, because the search's best score is optimistic after many trials",
+    ),
     "fit_time": st.column_config.NumberColumn("fit s / fold", format="%.3f"),
     "predict_ms_per_row": st.column_config.NumberColumn("predict ms / row", format="%.4f"),
     "size_kb": st.column_config.NumberColumn("size KB", format="%.1f"),
@@ -38,8 +43,13 @@ def long_folds(board: pd.DataFrame, fold_scores: dict) -> pd.DataFrame:
 def show_board(board: pd.DataFrame, fold_scores: dict, metric: str, *, key: str) -> None:
     """The table, the fold spread and the score-versus-speed chart."""
     higher = ui.greater_is_better(metric)
-    board = board.sort_values("score", ascending=not higher, na_position="last").reset_index(drop=True)
+    if "rank" in board.columns:  # the engine's order: re-validated finalists first, by their fresh-fold score
+        board = board.sort_values("rank").reset_index(drop=True)
+    else:
+        board = board.sort_values("score", ascending=not higher, na_position="last").reset_index(drop=True)
     shown = [c for c in BOARD_COLUMNS if c in board.columns]
+    if "search_score" in shown and board["search_score"].isna().all():
+        shown.remove("search_score")  # nothing was re-validated: the CV score is the search's own
     st.dataframe(board[shown], hide_index=True, column_config=BOARD_COLUMNS, key=f"{key}_table")
     left, right = st.columns(2)
     with left:
@@ -62,9 +72,14 @@ def compare(
 ) -> None:
     """Side by side: chosen models' rows, their fold-by-fold scores and the corrected resampled t-test."""
     st.subheader("Compare models")
-    board = board.sort_values("score", ascending=not ui.greater_is_better(metric), na_position="last")
+    if "rank" in board.columns:
+        board = board.sort_values("rank")
+    else:
+        board = board.sort_values("score", ascending=not ui.greater_is_better(metric), na_position="last")
     models = board["model"].tolist()
-    rival = board.loc[board["family"] != board["family"].iloc[0], "model"].head(1).tolist() or models[1:2]
+    same_folds = board if "folds" not in board.columns else board[board["folds"] == board["folds"].iloc[0]]
+    rival = (same_folds.loc[same_folds["family"] != board["family"].iloc[0], "model"].head(1).tolist()
+             or same_folds["model"].iloc[1:2].tolist() or models[1:2])  # testable against the best: same folds
     picked = st.multiselect(  # default: the best model against the best of another family
         "Models to compare", models, default=models[:1] + rival, key=f"{key}_compare", max_selections=6
     )
@@ -82,7 +97,11 @@ def compare(
         return
     higher = ui.greater_is_better(metric)
     first = picked[0]
+    folds_of = dict(zip(board["model"], board["folds"], strict=True)) if "folds" in board.columns else {}
     for other in picked[1:]:
+        if folds_of.get(first) != folds_of.get(other):
+            st.caption(different_folds(first, other))
+            continue
         try:
             test = compare_fold_scores(
                 fold_scores.get(first) or [],
@@ -182,6 +201,11 @@ lineage = version.lineage or {}
 st.caption(
     f"{len(board)} models tried for **{version.ref}** · metric **{metric}** · "
     f"validation: {(lineage.get('cv_plan') or {}).get('reason', 'unknown')}"
+    + (
+        f" · the {len(lineage['revalidation']['models'])} finalists re-validated on "
+        f"{lineage['revalidation']['repeats']} fresh shuffles of the folds"
+        if lineage.get("revalidation") else ""
+    )
 )
 fold_scores = docs.get("fold_scores") or {}
 show_board(board, fold_scores, metric, key="final")

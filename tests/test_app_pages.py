@@ -238,6 +238,27 @@ def test_leaderboard_page_shows_the_board_the_trade_off_and_a_significance_test(
     assert not at.exception
 
 
+def test_leaderboard_page_ranks_revalidated_finalists_and_says_which_pairs_compare(own_home):
+    from automl_core.training import TrainRequest, run_training
+    from store import Store
+
+    version = run_training(Store(own_home), TrainRequest(
+        data=str(TITANIC), target="survived", time_budget=8, include=("lightgbm", "linear"), cv=3,
+    )).version
+    assert version.lineage["revalidation"], "a cheap pass on small data: the finalists are re-validated"
+    at = open_page("leaderboard", model_ref=version.ref)
+    board = table(at, "model", "score", "search_score")
+    assert board.iloc[0]["model"] == version.lineage["chosen_model"] or board.iloc[0]["family"] == "ensemble"
+    revalidated = board.loc[board["search_score"].notna(), "model"].tolist()
+    searched = board.loc[board["search_score"].isna() & (board["family"] != "ensemble"), "model"].tolist()
+    assert revalidated and searched
+    at.multiselect(key="final_compare").set_value([revalidated[0], searched[0]]).run()
+    assert not at.exception
+    assert "scored on different folds" in texts(at.caption)
+    at.multiselect(key="final_compare").set_value(revalidated[:2]).run()
+    assert "p = " in texts(at.success) + texts(at.info)
+
+
 def test_leaderboard_page_compares_versions(home):
     at = open_page("leaderboard", model_ref=home["titanic"])
     at.multiselect(key="compare_versions").set_value([home["titanic"], home["diabetes"]]).run()

@@ -221,6 +221,7 @@ def test_analyst_uploads_trains_compares_and_predicts_in_one_session(request, tm
     open_page("Registry & deploy")
     page.locator(".st-key-promote button").click()
     expect(page.get_by_test_id("stAlertContentSuccess").first).to_contain_text("now serves 1.0.0")
+    settle()  # a tab clicked while the promotion's rerun is still drawing can snap back to the first tab
     page.get_by_role("tab", name="Serve").click()
     expect(page.get_by_text("Predict one row:")).to_be_visible()
     shot("registry")
