@@ -378,7 +378,7 @@ class AutoML(BaseEstimator):
                 return None
         if len(candidates) < 2:
             return None
-        self._emit("stage", "revalidate", f"re-validating the {len(candidates)} best models on fresh folds")
+        self._emit("stage", "revalidate", "re-validating the best models on fresh folds")
         result = revalidate(
             candidates,
             self.cv_plan_,

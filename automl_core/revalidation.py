@@ -10,9 +10,10 @@ scored 0.840 and 0.836.
 
 It runs only where it is cheap and useful: k-fold plans (a large holdout has little noise to
 chase), with the search's number of folds (so that every model trains on as many rows as in the
-search), and only when a pass over all the finalists fits in a quarter of the budget. That is
-small data, where trials are cheap, the search runs hundreds of them and the folds are noisy.
-Where a pass does not fit, trials are few and costly, and the winner's curse is small.
+search), and only over the best finalists whose pass fits in a quarter of the budget (at least
+three of them). That is small data, where trials are cheap, the search runs hundreds of them and
+the folds are noisy. Where not even three fit, trials are few and costly, and the winner's curse
+is small.
 """
 
 from __future__ import annotations
@@ -75,6 +76,18 @@ def pass_seconds(trials: list[Trial], n_splits: int, n_rows: int, prep_seconds: 
     return fits + prep
 
 
+def affordable(pool: list[Trial], seconds: float, n_splits: int, n_rows: int, prep_seconds: dict) -> list[Trial]:
+    """The longest prefix of the ranked `pool` whose pass fits in `seconds`.
+
+    A prefix, not the cheapest models: a finalist that is not re-validated ranks below all that
+    are, so a slow model may only be left out after every better one is in.
+    """
+    for k in range(len(pool), 0, -1):
+        if pass_seconds(pool[:k], n_splits, n_rows, prep_seconds) <= seconds:
+            return pool[:k]
+    return []
+
+
 def passes_that_fit(trials: list[Trial], seconds: float, n_splits: int, n_rows: int, prep_seconds: dict) -> int:
     """How many passes (up to `REPEATS`) over all of `trials` fit in `seconds`."""
     one_pass = pass_seconds(trials, n_splits, n_rows, prep_seconds)
@@ -98,6 +111,7 @@ class ReservePlanner:
         if len(ok_trials) != self._seen:
             self._seen = len(ok_trials)
             pool = finalists(sorted(ok_trials, key=lambda t: -signed(t.score)))
+            pool = affordable(pool, self.cap / _SLACK, self.n_splits, self.n_rows, self.prep_seconds)
             one_pass = pass_seconds(pool, self.n_splits, self.n_rows, self.prep_seconds)
             passes = passes_that_fit(pool, self.cap / _SLACK, self.n_splits, self.n_rows, self.prep_seconds)
             self._value = _SLACK * passes * one_pass if len(pool) >= MIN_FINALISTS else 0.0
@@ -155,10 +169,10 @@ def revalidate(
 ) -> Revalidation | None:
     """Score the finalists again on new shuffles of the same rows, within the time left.
 
-    In a normal fit all `candidates` are scored on `REPEATS` shuffles (fewer if only fewer passes
-    fit before the refit's reserve); None when not even one pass fits, or for fewer than three
-    candidates (a partial pool would shrink the ensemble's choice for little gain). A replay passes
-    `repeats` and scores exactly `candidates`, that many times.
+    In a normal fit the best `candidates` whose pass fits before the refit's reserve are scored on
+    `REPEATS` shuffles (fewer if only fewer passes fit); None when fewer than three fit (too small
+    a pool for the ensemble's choice). A replay passes `repeats` and scores exactly `candidates`,
+    that many times.
     """
     start = time.perf_counter()
     n_rows = len(folds.y)
@@ -166,6 +180,7 @@ def revalidate(
     wanted = repeats if forced else REPEATS
     if not forced:
         available = budget.remaining() - refit_reserve()
+        candidates = affordable(candidates, available, plan.n_splits, n_rows, folds.prep_seconds)
         wanted = passes_that_fit(candidates, available, plan.n_splits, n_rows, folds.prep_seconds)
         if wanted < 1 or len(candidates) < MIN_FINALISTS:
             return None

@@ -11,6 +11,7 @@ from automl_core.preprocess import build_preprocessor
 from automl_core.revalidation import (
     REPEATS,
     ReservePlanner,
+    affordable,
     applies_to,
     finalists,
     passes_that_fit,
@@ -55,7 +56,7 @@ def test_only_shuffled_kfold_plans_are_revalidated():
     assert not applies_to(None)
 
 
-def test_the_reserve_covers_two_passes_one_or_none():
+def test_the_reserve_covers_the_best_finalists_that_fit_or_none():
     rng = np.random.default_rng(0)
     cheap = [_trial(i, "linear", 0.8, rng.normal(size=50), fit_time=0.1) for i in range(3)]
     prep = {"linear": 0.1, "tree": 0.1}
@@ -63,11 +64,15 @@ def test_the_reserve_covers_two_passes_one_or_none():
     assert passes_that_fit(cheap, 15, 5, 50, prep) == REPEATS
     assert ReservePlanner(60, 5, 50, prep)(cheap, float) == pytest.approx(1.5 * REPEATS * 1.6)  # with slack
     forests = [_trial(10 + i, "random_forest", 0.7, rng.normal(size=50), fit_time=0.8) for i in range(3)]
-    # 1.6 + 12.1 s: one pass fits in 15 s, but not with the slack kept for an overrunning last trial.
+    # 1.6 + 12.1 s: one pass over all fits in 15 s, but not with the slack kept for an overrunning last
+    # trial (10 s); the three cheap models and the two best forests (9.7 s) do.
     assert passes_that_fit(cheap + forests, 15, 5, 50, prep) == 1
-    assert ReservePlanner(60, 5, 50, prep)(cheap + forests, float) == 0.0
+    assert [t.name for t in affordable(cheap + forests, 10, 5, 50, prep)] == [t.name for t in cheap + forests[:2]]
+    assert ReservePlanner(60, 5, 50, prep)(cheap + forests, float) == pytest.approx(1.5 * 9.7)
     slow = [_trial(20 + i, "random_forest", 0.9, rng.normal(size=50), fit_time=5.0) for i in range(3)]
-    assert ReservePlanner(60, 5, 50, prep)(cheap + slow, float) == 0.0  # a pass over the finalists does not fit
+    # The best finalists do not fit: cheaper, worse ones are not re-validated in their place (they would outrank them).
+    assert affordable(slow + cheap, 10, 5, 50, prep) == []
+    assert ReservePlanner(60, 5, 50, prep)(cheap + slow, float) == 0.0
     assert ReservePlanner(60, 5, 50, prep)(cheap[:2], float) == 0.0  # too few finalists
 
 
@@ -119,6 +124,21 @@ def test_revalidation_is_skipped_when_the_time_left_is_too_short():
     trials = [search.evaluate(FAMILIES["linear"], {"alpha": a}, "portfolio") for a in (0.1, 1.0, 10.0)]
     assert revalidate(trials, plan, folds, metric, "regression", (), budget=Budget(0.01),
                       refit_reserve=lambda: 0.0) is None
+
+
+def test_only_the_best_finalists_that_fit_are_revalidated():
+    folds, plan = _regression_folds()
+    metric = get_metric("regression", "rmse")
+    from automl_core.models import FAMILIES
+
+    search = Search([FAMILIES["linear"]], folds, metric, "regression", budget=Budget(60))
+    trials = [search.evaluate(FAMILIES["linear"], {"alpha": a}, "portfolio") for a in (0.1, 1.0, 10.0, 30.0)]
+    trials[3].fit_time = 100.0  # as if the fourth were a slow model: its pass would not fit
+    result = revalidate(trials, plan, folds, metric, "regression", (), budget=Budget(60),
+                        refit_reserve=lambda: 0.0)
+    assert result is not None
+    assert list(result.scores) == [t.name for t in trials[:3]]
+    assert [t.revalidated for t in result.apply(trials, folds.y, metric, ())] == [REPEATS] * 3 + [0]
 
 
 def test_a_replay_revalidates_exactly_what_was_recorded(titanic_frame):
