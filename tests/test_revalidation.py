@@ -69,6 +69,10 @@ def test_the_reserve_covers_the_best_finalists_that_fit_or_none():
     assert passes_that_fit(cheap + forests, 15, 5, 50, prep) == 1
     assert [t.name for t in affordable(cheap + forests, 10, 5, 50, prep)] == [t.name for t in cheap + forests[:2]]
     assert ReservePlanner(60, 5, 50, prep)(cheap + forests, float) == pytest.approx(1.5 * 9.7)
+    # Five of nine finalists fit: under two thirds, so none are re-validated (the ensemble's pool would shrink).
+    more = [_trial(30 + i, "extra_trees", 0.6, rng.normal(size=50), fit_time=0.8) for i in range(3)]
+    assert len(affordable(cheap + forests + more, 10, 5, 50, prep)) == 5
+    assert ReservePlanner(60, 5, 50, prep)(cheap + forests + more, float) == 0.0
     slow = [_trial(20 + i, "random_forest", 0.9, rng.normal(size=50), fit_time=5.0) for i in range(3)]
     # The best finalists do not fit: cheaper, worse ones are not re-validated in their place (they would outrank them).
     assert affordable(slow + cheap, 10, 5, 50, prep) == []
