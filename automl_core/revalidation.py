@@ -11,9 +11,9 @@ scored 0.840 and 0.836.
 It runs only where it is cheap and useful: k-fold plans (a large holdout has little noise to
 chase), with the search's number of folds (so that every model trains on as many rows as in the
 search), and only over the best finalists whose pass fits in a quarter of the budget (at least
-two thirds of them, and three). That is small data, where trials are cheap, the search runs hundreds of them and
-the folds are noisy. Where not even three fit, trials are few and costly, and the winner's curse
-is small.
+two thirds of them, and three). That is small data, where trials are cheap, the search runs
+hundreds of them and the folds are noisy. Where they do not fit, trials are few and costly, and
+the winner's curse is small.
 """
 
 from __future__ import annotations
@@ -181,8 +181,8 @@ def revalidate(
 
     In a normal fit the best `candidates` whose pass fits before the refit's reserve are scored on
     `REPEATS` shuffles (fewer if only fewer passes fit); None when fewer than two thirds of them,
-    or fewer than three, fit (too small a pool for the ensemble's choice). A replay passes `repeats` and scores exactly `candidates`,
-    that many times.
+    or fewer than three, fit (too small a pool for the ensemble's choice). A replay passes
+    `repeats` and scores exactly `candidates`, that many times.
     """
     start = time.perf_counter()
     n_rows = len(folds.y)

@@ -97,8 +97,8 @@ def resplit_selection(budget: int, only: str, seeds: list[int]) -> list[dict]:
             whole = pd.concat([bc.read_split(str(SPLITS), entry, w) for w in ("train", "test")], ignore_index=True)
             labelled = whole[whole[entry["target"]].notna()].reset_index(drop=True)
             unlabelled = whole[whole[entry["target"]].isna()]
+            stratify = labelled[entry["target"]] if entry["task"] in bc.CLASSIFICATION else None
             for seed in seeds:
-                stratify = labelled[entry["target"]] if entry["task"] in bc.CLASSIFICATION else None
                 train, test = train_test_split(labelled, test_size=0.25, random_state=seed, stratify=stratify)
                 pd.concat([train, unlabelled]).to_csv(Path(folder) / entry["train_file"], index=False)
                 test.to_csv(Path(folder) / entry["test_file"], index=False)
@@ -224,66 +224,53 @@ def main() -> int:
         print(f"wrote {RESULTS / 'search.md'}")
     if not args.skip_selection:
         rows = selection(budgets[0], args.only)
-        hits = sum(r["within_1pct"] for r in rows)
-        lines = [
-            f"# Selection accuracy at {budgets[0]} s, {dt.date.today().isoformat()}",
-            "",
-            f"Machine: {machine()}.",
-            "",
-            f"The chosen model is within 1% of the best of the top five distinct leaderboard models (refit on "
-            f"all training rows, scored on the test split) on **{hits} of {len(rows)}** supervised datasets. "
-            "For a miss, the last column is the 95% paired-bootstrap interval of the gap (500 resamples of "
-            "the test rows): an interval that reaches 1% or below means that the test split cannot tell the "
-            "pick from the best. 'Re-validated' is finalists x fresh shuffles.",
-            "",
-            "| dataset | metric | chosen | chosen test | best in leaderboard | gap % | within 1% | re-validated "
-            "| gap interval % |",
-            "|---|---|---|---|---|---|---|---|---|",
-        ]
-        lines += [
-            f"| {r['dataset']} | {r['metric']} | {r['chosen_model'][:40]} | {r['chosen_test']} | "
-            f"{r['best_in_leaderboard']} | {r['gap_pct']} | {'yes' if r['within_1pct'] else 'no'} | "
-            f"{r['revalidated'] or 'no'} | {r['gap_95pct_interval'] or ''} |"
-            for r in rows
-        ]
-        (RESULTS / "selection.json").write_text(json.dumps(rows, indent=1))
-        (RESULTS / "selection.md").write_text("\n".join(lines) + "\n")
-        print(f"wrote {RESULTS / 'selection.md'}")
+        write_selection(
+            rows,
+            "selection",
+            f"# Selection accuracy at {budgets[0]} s",
+            "The chosen model is within 1% of the best of the top five distinct leaderboard models (refit on "
+            "all training rows, scored on the test split) on **{hits} of {n}** supervised datasets.",
+            ("metric", "metric"),
+        )
     if args.resplits:
-        write_resplits(resplit_selection(budgets[0], args.only, list(range(1, args.resplits + 1))), budgets[0])
+        write_selection(
+            resplit_selection(budgets[0], args.only, list(range(1, args.resplits + 1))),
+            "selection_resplits",
+            f"# Selection accuracy on new splits at {budgets[0]} s",
+            "The same measure as selection.md, on new stratified 75/25 splits of each supervised dataset's rows "
+            "(seeds in the table; time series keep their one chronological split, so co2 is not here). "
+            "The pick is within 1% of the best of the top five on **{hits} of {n}** (dataset, split) pairs.",
+            ("split seed", "split_seed"),
+        )
     return 0
 
 
-def write_resplits(rows: list[dict], budget: int) -> None:
-    import collections
-
-    hits = sum(r["within_1pct"] for r in rows)
-    per_dataset = collections.defaultdict(list)
-    for r in rows:
-        per_dataset[r["dataset"]].append(r)
+def write_selection(rows: list[dict], stem: str, title: str, summary: str, column: tuple[str, str]) -> None:
+    """RESULTS/stem.md (the table, with `column` = (heading, key) second) and RESULTS/stem.json."""
+    heading, key = column
     lines = [
-        f"# Selection accuracy on new splits at {budget} s, {dt.date.today().isoformat()}",
+        f"{title}, {dt.date.today().isoformat()}",
         "",
         f"Machine: {machine()}.",
         "",
-        "The same measure as selection.md, on new stratified 75/25 splits of each supervised dataset's rows "
-        "(seeds in the table; time series keep their one chronological split, so co2 is not here). "
-        f"The pick is within 1% of the best of the top five on **{hits} of {len(rows)}** (dataset, split) pairs.",
+        summary.format(hits=sum(r["within_1pct"] for r in rows), n=len(rows))
+        + " For a miss, the last column is the 95% paired-bootstrap interval of the gap (500 resamples of "
+        "the test rows): an interval that reaches 1% or below means that the test split cannot tell the "
+        "pick from the best. 'Re-validated' is finalists x fresh shuffles.",
         "",
-        "| dataset | split seed | chosen | chosen test | best in leaderboard | gap % | within 1% | re-validated "
+        f"| dataset | {heading} | chosen | chosen test | best in leaderboard | gap % | within 1% | re-validated "
         "| gap interval % |",
         "|---|---|---|---|---|---|---|---|---|",
     ]
     lines += [
-        f"| {r['dataset']} | {r['split_seed']} | {r['chosen_model'][:40]} | {r['chosen_test']} | "
+        f"| {r['dataset']} | {r[key]} | {r['chosen_model'][:40]} | {r['chosen_test']} | "
         f"{r['best_in_leaderboard']} | {r['gap_pct']} | {'yes' if r['within_1pct'] else 'no'} | "
         f"{r['revalidated'] or 'no'} | {r['gap_95pct_interval'] or ''} |"
-        for name in per_dataset
-        for r in per_dataset[name]
+        for r in rows
     ]
-    (RESULTS / "selection_resplits.json").write_text(json.dumps(rows, indent=1))
-    (RESULTS / "selection_resplits.md").write_text("\n".join(lines) + "\n")
-    print(f"wrote {RESULTS / 'selection_resplits.md'}")
+    (RESULTS / f"{stem}.json").write_text(json.dumps(rows, indent=1))
+    (RESULTS / f"{stem}.md").write_text("\n".join(lines) + "\n")
+    print(f"wrote {RESULTS / f'{stem}.md'}")
 
 
 if __name__ == "__main__":
