@@ -104,6 +104,19 @@ def resplit_selection(budget: int, only: str, seeds: list[int]) -> list[dict]:
     more splits of the same data give more (dataset, split) pairs. Time series keep their single
     chronological split.
     """
+    rows = []
+    for seed, entry, folder in split_folders(only, seeds):
+        rows.append({"split_seed": seed, **select_once(entry, folder, budget)})
+        print(json.dumps(rows[-1]), flush=True)
+    return rows
+
+
+def split_folders(only: str, seeds: list[int]):
+    """Yield (split seed, manifest entry, folder) for each supervised dataset but time series.
+
+    Seed 0 is the shared fixed split; any other seed is a new stratified 75/25 split of the same
+    labelled rows (unlabelled rows stay in train), written to a temporary folder for that step.
+    """
     import tempfile
 
     import pandas as pd
@@ -112,22 +125,22 @@ def resplit_selection(budget: int, only: str, seeds: list[int]) -> list[dict]:
     sys.path.insert(0, str(BENCH))
     import bench_common as bc
 
-    rows = []
-    with tempfile.TemporaryDirectory() as folder:
-        for entry in bc.load_manifest(str(SPLITS))["datasets"]:
-            if entry["task"] in ("clustering", "timeseries") or (only and entry["name"] not in only.split(",")):
+    for entry in bc.load_manifest(str(SPLITS))["datasets"]:
+        if entry["task"] in ("clustering", "timeseries") or (only and entry["name"] not in only.split(",")):
+            continue
+        whole = pd.concat([bc.read_split(str(SPLITS), entry, w) for w in ("train", "test")], ignore_index=True)
+        labelled = whole[whole[entry["target"]].notna()].reset_index(drop=True)
+        unlabelled = whole[whole[entry["target"]].isna()]
+        stratify = labelled[entry["target"]] if entry["task"] in bc.CLASSIFICATION else None
+        for seed in seeds:
+            if seed == 0:
+                yield seed, entry, SPLITS
                 continue
-            whole = pd.concat([bc.read_split(str(SPLITS), entry, w) for w in ("train", "test")], ignore_index=True)
-            labelled = whole[whole[entry["target"]].notna()].reset_index(drop=True)
-            unlabelled = whole[whole[entry["target"]].isna()]
-            stratify = labelled[entry["target"]] if entry["task"] in bc.CLASSIFICATION else None
-            for seed in seeds:
+            with tempfile.TemporaryDirectory() as folder:
                 train, test = train_test_split(labelled, test_size=0.25, random_state=seed, stratify=stratify)
                 pd.concat([train, unlabelled]).to_csv(Path(folder) / entry["train_file"], index=False)
                 test.to_csv(Path(folder) / entry["test_file"], index=False)
-                rows.append({"split_seed": seed, **select_once(entry, Path(folder), budget)})
-                print(json.dumps(rows[-1]), flush=True)
-    return rows
+                yield seed, entry, Path(folder)
 
 
 def select_once(entry: dict, folder: Path, budget: int, seed: int = 0) -> dict:
@@ -158,17 +171,7 @@ def select_once(entry: dict, folder: Path, budget: int, seed: int = 0) -> dict:
 
     chosen_frame = test_frame(model.best_estimator_)
     chosen = bc.score(entry, truth, chosen_frame, train_classes)[entry["metric"]]
-    board = model.leaderboard_
-    singles = [r for r in board.to_dict(orient="records") if r["family"] not in ("ensemble", "baseline")]
-    seen, candidates = set(), []
-    for r in singles:
-        if r["family"] in seen:
-            continue
-        seen.add(r["family"])
-        candidates.append(r["model"])
-        if len(candidates) == 5:
-            break
-    frames = {name: test_frame(model.refit_model(name)) for name in candidates}
+    frames = {name: test_frame(model.refit_model(name)) for name in top_five(model)}
     scores = {name: bc.score(entry, truth, frame, train_classes)[entry["metric"]] for name, frame in frames.items()}
     scores["chosen"] = chosen
     higher = bc.HIGHER_IS_BETTER[entry["metric"]]
@@ -192,6 +195,18 @@ def select_once(entry: dict, folder: Path, budget: int, seed: int = 0) -> dict:
         "fit_seconds": round(fit_seconds, 1),
         "scores": {k: round(v, 5) for k, v in scores.items()},
     }
+
+
+def top_five(model) -> list[str]:
+    """The best model of each of the five best families on the leaderboard: what the pick is compared with."""
+    board = model.leaderboard_
+    singles = [r for r in board.to_dict(orient="records") if r["family"] not in ("ensemble", "baseline")]
+    seen, names = set(), []
+    for r in singles:
+        if r["family"] not in seen:
+            seen.add(r["family"])
+            names.append(r["model"])
+    return names[:5]
 
 
 def gap_interval(entry, truth, chosen, best, known, higher: bool, resamples: int = 500) -> list[float]:
