@@ -8,9 +8,9 @@ Runs from the project root (about 55 minutes on 2 cores):
 1. For each budget, the shared scorer (`../shared/bench/score.py`) drives the `automl` command-line
    contract exactly as it is graded and prints our scores beside FLAML, AutoGluon and the defaults.
 2. Selection accuracy (at the first budget): for each supervised dataset and each of --seeds,
-   the engine is fitted through the Python API with the same budget, then the five best distinct leaderboard models
-   are refit on all training rows and scored on the test split; the pick is "right" when its test
-   score is within 1% of the best of them. For a miss, a paired bootstrap of the test rows gives a
+   the engine is fitted through the Python API with the same budget, then the five best distinct
+   leaderboard models are refit on all training rows and scored on the test split; the pick is
+   "right" when its test score is within 1% of the best of them. For a miss, a paired bootstrap of the test rows gives a
    95% interval of the gap, to tell a wrong pick from the noise of a small test split.
 3. With --resplits K, the same selection measure on K new 75/25 splits of each dataset's rows
    (stratified for classes; not time series), since one small test split is mostly noise.
