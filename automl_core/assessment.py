@@ -187,7 +187,7 @@ def assess_on_data(pipeline, meta: dict, frame: pd.DataFrame, target: str, inter
     task = meta["task"]
     check_target_name(frame, target, source=frame.attrs.get("source", "the data"))
     profile = profile_table(frame[[target]], target)
-    y = target_values(frame, target, profile)
+    y = target_values(frame, target, profile, task)
     keep = y.notna().to_numpy()
     if keep.sum() == 0:
         raise TargetError(f"the target '{target}' has no values in the data to evaluate")

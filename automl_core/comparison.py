@@ -129,12 +129,13 @@ def _offline_ab(store, versions, data, target, metric) -> dict:
     if not target:
         raise AutoMLError("give the target column of the comparison data")
     check_target_name(frame, target, source=frame.attrs.get("source", "the comparison data"))
-    parsed = target_values(frame, target, profile_table(frame[[target]], target))
+    classes = tuple(meta.get("classes") or ())
+    task = meta.get("task") or versions[0].task
+    parsed = target_values(frame, target, profile_table(frame[[target]], target), task)
     keep = parsed.notna().to_numpy()
     if not keep.any():
         raise AutoMLError(f"the target '{target}' has no values in the comparison data")
     rows = frame.loc[keep].reset_index(drop=True)
-    classes = tuple(meta.get("classes") or ())
     truth = parsed[keep].reset_index(drop=True)
     y = (truth.map(lambda v: _match_label(v, list(classes))) if classes else truth.astype(float)).to_numpy()
     evaluations, outputs = {}, {}

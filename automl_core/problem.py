@@ -60,11 +60,15 @@ def _plain(value: object) -> object:
     return value
 
 
-def target_values(frame: pd.DataFrame, target: str, profile: TableProfile) -> pd.Series:
-    """The target column read by its profiled kind: numbers as floats, labels as clean text."""
+def target_values(frame: pd.DataFrame, target: str, profile: TableProfile, task: str | None = None) -> pd.Series:
+    """The target column read by its profiled kind: numbers as floats, labels as clean text.
+
+    For a classification `task`, whole numbers are integer labels (a CSV's 0/1 is read as 0.0/1.0,
+    but the classes are 0 and 1, and they name the probability columns)."""
     spec = profile.specs[target]
     if spec.kind == "numeric":
-        return typed_column(frame[target], spec)
+        values = typed_column(frame[target], spec)
+        return _integral_labels(values) if task in ("binary", "multiclass") else values
     if spec.kind == "boolean" and pd.api.types.is_numeric_dtype(frame[target]):
         return _integral_labels(frame[target])
     values = typed_column(frame[target], spec) if spec.kind != "boolean" else frame[target]
@@ -79,6 +83,11 @@ def target_values(frame: pd.DataFrame, target: str, profile: TableProfile) -> pd
         spelling = text.groupby(lowered).agg(lambda v: v.value_counts().idxmax())
         text = lowered.map(spelling).where(text.notna())
     return text
+
+
+def _label_text(value: object) -> str:
+    """A label as a person wrote it: 1, not 1.0."""
+    return str(int(value)) if isinstance(value, float) and value.is_integer() else str(value)
 
 
 def _integral_labels(values: pd.Series) -> pd.Series:
@@ -200,7 +209,7 @@ def detect_problem(
 
 
 def _detect(present: pd.Series, n_unique: int, numeric: bool, target: str) -> tuple[str, str]:
-    shown = ", ".join(str(v) for v in sorted(present.unique(), key=str)[:4])
+    shown = ", ".join(_label_text(v) for v in sorted(present.unique(), key=str)[:4])
     if n_unique == 2:
         return "binary", f"target '{target}' has 2 distinct values ({shown}) → binary classification"
     if numeric:
@@ -247,6 +256,8 @@ def _spec(task, reason, target, metric, present, overridden=False, time_column=N
     classes: tuple = ()
     positive = None
     if task in ("binary", "multiclass"):
+        if pd.api.types.is_numeric_dtype(present):
+            present = _integral_labels(present)  # 0.0 and 1.0 read from a CSV are the classes 0 and 1
         classes = tuple(sorted(present.unique(), key=lambda v: (str(type(v)), v)))
         if task == "binary":
             positive = choose_positive_class(present)
@@ -266,7 +277,7 @@ def split_target(frame: pd.DataFrame, problem: ProblemSpec, profile: TableProfil
     """Features and target with unlabelled rows dropped; returns (X, y, number of rows dropped)."""
     if problem.target is None:
         return frame, pd.Series(dtype=float), 0
-    y = target_values(frame, problem.target, profile)
+    y = target_values(frame, problem.target, profile, problem.task)
     keep = y.notna().to_numpy()
     X = frame.loc[keep].drop(columns=[problem.target]).reset_index(drop=True)
     y = y[keep].reset_index(drop=True)

@@ -188,7 +188,7 @@ def labelled_rows(automl, frame):
         return frame, None
     from .problem import target_values
 
-    labels = target_values(frame, automl.problem_.target, automl.profile_)
+    labels = target_values(frame, automl.problem_.target, automl.profile_, automl.task_)
     keep = labels.notna().to_numpy()
     features = frame.loc[keep].drop(columns=[automl.problem_.target]).reset_index(drop=True)
     return features, labels[keep].reset_index(drop=True)

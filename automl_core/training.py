@@ -191,6 +191,7 @@ def training_data(store, ref: str) -> tuple[pd.DataFrame, pd.Series | None]:
     target = request.target
     if not target or target not in frame.columns:
         return frame, None
-    labels = target_values(frame, target, profile_table(frame[[target]], target))
+    task = store.registry.get(ref).task
+    labels = target_values(frame, target, profile_table(frame[[target]], target), task)
     keep = labels.notna().to_numpy()
     return frame.loc[keep].drop(columns=[target]).reset_index(drop=True), labels[keep].reset_index(drop=True)

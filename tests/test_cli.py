@@ -143,3 +143,29 @@ def test_the_summary_shows_the_search_score_beside_the_revalidated_one(capsys):
     out = capsys.readouterr().out
     assert "3 finalists were re-validated on 2 fresh shuffles" in out
     assert "0.84 (0.851)" in out and "(None)" not in out
+
+
+@pytest.mark.parametrize(
+    "name, target, codes",
+    [("titanic", "survived", {"died": 0, "survived": 1}), ("wine", "cultivar", {"class_0": 0, "class_1": 1, "class_2": 2})],
+)
+def test_classes_written_as_whole_numbers_train_predict_and_evaluate(name, target, codes, tmp_path, automl_home, capsys):
+    """A CSV's 0/1 (or 0/1/2) target is read as numbers: the classes must still be 0, 1 (not 0.0, 1.0),
+    name the probability columns, and match the labels of a file to evaluate."""
+    train, test = (tmp_path / f"{part}.csv" for part in ("train", "test"))
+    for part, path in (("train", train), ("test", test)):
+        frame = pd.read_csv(dataset_path(name, part))
+        frame[target] = frame[target].map(codes)
+        frame.to_csv(path, index=False)
+    code = main(["train", str(train), "--target", target, "--time-budget", "6", "--include", "lightgbm,linear",
+                 "--out", str(tmp_path / "m"), "--name", "coded", "--json", "--quiet"])
+    assert code == 0, capsys.readouterr().err
+    summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert summary["task"] == ("binary" if len(codes) == 2 else "multiclass")
+    assert main(["predict", str(tmp_path / "m"), str(test), "--out", str(tmp_path / "p.csv")]) == 0
+    predictions = pd.read_csv(tmp_path / "p.csv")
+    assert list(predictions.columns) == ["prediction", *(f"proba_{c}" for c in sorted(codes.values()))]
+    assert set(predictions["prediction"]) <= set(codes.values())
+    assert main(["evaluate", "coded@1.0.0", str(test), "--json"]) == 0
+    metrics = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert metrics["accuracy"] > 0.7

@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from automl_core import DataError, TargetError, profile_table, read_table
-from automl_core.problem import choose_positive_class, describe_step, detect_problem
+from automl_core.problem import choose_positive_class, describe_step, detect_problem, split_target
 from tests.conftest import SPLITS, VENDORED, dataset_path
 
 _MANIFEST_FILE = SPLITS / "manifest.json" if (SPLITS / "manifest.json").exists() else VENDORED / "manifest.json"
@@ -91,6 +91,15 @@ def test_small_whole_numbers_are_classes_and_many_are_a_regression():
     assert detect_problem(classes, "y", profile_table(classes, "y")).task == "multiclass"
     counts = _frame(list(np.arange(200) % 50))
     assert detect_problem(counts, "y", profile_table(counts, "y")).task == "regression"
+
+
+def test_whole_number_classes_read_as_floats_are_integer_classes():
+    frame = _frame([0.0, 1.0, 1.0] * 20)  # how a CSV's 0/1 column arrives
+    problem = detect_problem(frame, "y", profile_table(frame, "y"))
+    assert problem.classes == (0, 1) and all(type(c) is int for c in problem.classes)
+    assert "(0, 1)" in problem.reason and problem.positive_class == 1  # "1" means positive, though rarer is 0
+    _, y, _ = split_target(frame, problem, profile_table(frame, "y"))
+    assert y.dtype == "int64"
 
 
 def test_identifier_like_text_target_is_refused():
