@@ -136,6 +136,8 @@ def _register(automl, frame, args) -> str | None:
 
 def _print_summary(summary: dict) -> None:
     print(f"task: {summary['task']} ({summary['problem']['reason']})")
+    if summary.get("unlabeled_rows_dropped"):
+        print(f"{summary['unlabeled_rows_dropped']:,} rows without a target value were left out of training")
     print(f"metric: {summary['metric']}  cv score: {summary['cv_score']:.5g}  chosen: {summary['best']}")
     revalidation = summary.get("revalidation")
     if revalidation:

@@ -136,13 +136,14 @@ def test_the_summary_shows_the_search_score_beside_the_revalidated_one(capsys):
 
     _print_summary({
         "task": "binary", "problem": {"reason": "two values"}, "metric": "roc_auc", "cv_score": 0.84, "best": "lgbm_3",
-        "revalidation": {"models": ["lgbm_3", "xgb_7", "linear_1"], "repeats": 2},
+        "revalidation": {"models": ["lgbm_3", "xgb_7", "linear_1"], "repeats": 2}, "unlabeled_rows_dropped": 1234,
         "leaderboard": [{"model": "lgbm_3", "score": 0.84, "search_score": 0.851, "fit_time": 0.1},
                         {"model": "rf_9", "score": 0.82, "search_score": None, "fit_time": 0.2}],
     })
     out = capsys.readouterr().out
     assert "3 finalists were re-validated on 2 fresh shuffles" in out
     assert "0.84 (0.851)" in out and "(None)" not in out
+    assert "1,234 rows without a target value were left out" in out
 
 
 @pytest.mark.parametrize(
