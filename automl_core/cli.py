@@ -20,7 +20,7 @@ import json  # noqa: E402
 import os  # noqa: E402
 import sys  # noqa: E402
 
-EXIT_OK, EXIT_ERROR, EXIT_USAGE = 0, 1, 2
+EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_INTERNAL = 0, 1, 2, 70  # 70: EX_SOFTWARE
 
 
 class ProgressBar:
@@ -252,6 +252,14 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_OK
     except (AutoMLError, StoreError) as exc:
         return _fail(str(exc))
+    except Exception as exc:  # noqa: BLE001 - a bug of ours: say so in one line, full trace on request
+        if os.environ.get("AUTOML_DEBUG"):
+            raise
+        return _fail(
+            f"unexpected {type(exc).__name__}: {exc} (this is a bug in automl; run again with "
+            "AUTOML_DEBUG=1 for the traceback and include it in a report)",
+            EXIT_INTERNAL,
+        )
 
 
 if __name__ == "__main__":  # pragma: no cover - exercised through the console script

@@ -106,6 +106,20 @@ def test_bad_input_gets_one_clear_line_and_exit_code_1(args, message, tmp_path, 
     assert message in err and err.strip().splitlines()[-1].startswith("error: ")
 
 
+def test_an_unexpected_exception_is_one_line_unless_debugging(monkeypatch, capsys):
+    def broken(args):
+        raise ZeroDivisionError("division by zero")
+
+    monkeypatch.setattr("automl_core.cli.cmd_predict", broken)
+    monkeypatch.delenv("AUTOML_DEBUG", raising=False)
+    assert main(["predict", "m", "d.csv"]) == 70
+    err = capsys.readouterr().err
+    assert err.startswith("error: unexpected ZeroDivisionError: division by zero") and "Traceback" not in err
+    monkeypatch.setenv("AUTOML_DEBUG", "1")
+    with pytest.raises(ZeroDivisionError):
+        main(["predict", "m", "d.csv"])
+
+
 def test_clustering_without_a_target(tmp_path, capsys):
     data = tmp_path / "p.csv"
     pd.read_csv(dataset_path("penguins", "train")).drop(columns=["species"]).to_csv(data, index=False)
