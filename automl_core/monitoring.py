@@ -85,6 +85,20 @@ def drift_over_time(store, name: str, *, bucket: str = "1h", version: str | None
     return pd.DataFrame(out, columns=columns)
 
 
+def _same_label(predicted, actual) -> bool:
+    """Labels match as text, or as numbers when both are numbers (feedback may send 1.0 for class 1)."""
+    if str(predicted) == str(actual):
+        return True
+    try:
+        return float(predicted) == float(actual)
+    except (TypeError, ValueError):
+        return False
+
+
+def _hits(labelled: pd.DataFrame) -> np.ndarray:
+    return np.array([_same_label(p, a) for p, a in zip(labelled["prediction"], labelled["actual"])], dtype=float)
+
+
 def _performance_rows(labelled: pd.DataFrame, task: str, bucket: str) -> pd.DataFrame:
     columns = ["bucket", "variant", "version", "labelled", "metric", "value"]
     if labelled.empty:
@@ -94,7 +108,7 @@ def _performance_rows(labelled: pd.DataFrame, task: str, bucket: str) -> pd.Data
     rows = []
     for (when, variant, ver), group in frame.groupby(["bucket", "variant", "version"]):
         if task in CLASSIFICATION:
-            value = float(np.mean([str(p) == str(a) for p, a in zip(group["prediction"], group["actual"])]))
+            value = float(np.mean(_hits(group)))
             metric = "accuracy"
         else:
             err = pd.to_numeric(group["prediction"], errors="coerce") - pd.to_numeric(group["actual"], errors="coerce")
@@ -122,8 +136,7 @@ def promotion_proposal(store, name: str, labelled: pd.DataFrame, task: str | Non
         need = MIN_LABELS_FOR_PROPOSAL - min(len(a), len(b))
         return {**base, "message": f"not enough labelled traffic yet: {need} more outcomes needed per variant"}
     if task in CLASSIFICATION:
-        hits_a = np.array([str(p) == str(t) for p, t in zip(a["prediction"], a["actual"])], dtype=float)
-        hits_b = np.array([str(p) == str(t) for p, t in zip(b["prediction"], b["actual"])], dtype=float)
+        hits_a, hits_b = _hits(a), _hits(b)
         table = [[hits_b.sum(), len(hits_b) - hits_b.sum()], [hits_a.sum(), len(hits_a) - hits_a.sum()]]
         p_value = float(stats.chi2_contingency(table)[1]) if min(min(r) for r in table) > 0 else float(
             stats.fisher_exact(table)[1]

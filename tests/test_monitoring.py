@@ -91,3 +91,11 @@ def test_no_proposal_without_enough_outcomes(tmp_path):
     proposal = monitoring_overview(store, "t").proposal
     assert proposal is not None and not proposal["promote"] and "more outcomes" in proposal["message"]
     assert np.isfinite(proposal["champion_labelled"])
+
+
+def test_whole_number_classes_match_however_the_feedback_writes_them():
+    from automl_core.monitoring import _hits
+
+    labelled = pd.DataFrame({"prediction": [1, 0, "1", "yes", 2, None],
+                             "actual": [1.0, "0", 1, "yes", 3.0, "no"]})
+    assert _hits(labelled).tolist() == [1.0, 1.0, 1.0, 1.0, 0.0, 0.0]
