@@ -2,7 +2,7 @@
 
 The train/predict contract is used to measure the product, so keep it stable:
 
-    automl train DATA --target COL [--task auto|...] [--time-budget S] [--metric M] [--out DIR] [--json]
+    automl train DATA --target COL [--task auto|...] [--time-budget S] [--metric M] [--time-column C] [--out DIR] [--json]
     automl predict MODEL_DIR|REF DATA --out PRED.csv
 
 `--time-budget` covers the whole command, from process start to the saved model, plus a small
@@ -96,6 +96,7 @@ def cmd_train(args) -> int:
             include=args.include.split(",") if args.include else None,
             exclude=args.exclude.split(",") if args.exclude else None,
             random_state=args.seed,
+            time_column=args.time_column,
         )
         automl.fit(frame, target, on_event=None if args.quiet else ProgressBar())
     except AutoMLError as exc:
@@ -203,6 +204,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--time-budget", type=float, default=60.0, help="seconds for the whole command (default 60)")
     train.add_argument("--metric", default="auto", help="metric to optimise (default: the task's usual one)")
     train.add_argument("--cv", default="auto", help="'auto', 'holdout' or a number of folds")
+    train.add_argument("--time-column", help="the date column of a forecast (default: detected)")
     train.add_argument("--include", help="comma-separated model families to allow")
     train.add_argument("--exclude", help="comma-separated model families to skip")
     train.add_argument("--seed", type=int, default=0)

@@ -298,6 +298,12 @@ def _frame_fingerprint(frame: pd.DataFrame) -> str:
 
 
 # --------------------------------------------------------------------------- column kinds
+def _named_like_a_year(name: str) -> bool:
+    """'year', 'Year', 'fiscal_year', 'ModelYear', 'yr': the last word of the name is a year."""
+    words = re.findall(r"[A-Z]?[a-z]+|[A-Z]+(?![a-z])|\d+", name)
+    return bool(words) and words[-1].lower() in ("year", "yr", "yyyy")
+
+
 def _looks_like_identifier_name(name: str) -> bool:
     return bool(_ID_NAME.search(name.strip()))
 
@@ -364,6 +370,10 @@ def _numeric_spec(values: pd.Series, name: str, n: int, rule: NumberRule | None)
     if n_unique == 1:
         return ColumnSpec(name, "constant", reason=f"the same value {present.iloc[0]:g} in every row")
     integral = bool(np.all(np.mod(present.to_numpy(), 1) == 0))
+    if integral and n_unique == len(present) and _named_like_a_year(name) and present.between(1000, 2999).all():
+        # One row per year (1950, 1951, ...): a time axis, not a running number to drop.
+        return ColumnSpec(name, "datetime", rule, date_format="%Y",
+                          reason="whole numbers named like a year, one row per year: read as years")
     if integral and len(present) >= 20 and n_unique == len(present) == n:
         diffs = np.diff(present.to_numpy())
         consecutive = bool(np.all(diffs == 1) or np.all(diffs == -1))

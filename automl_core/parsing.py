@@ -278,6 +278,10 @@ def parse_dates(values: pd.Series, fmt: str | None) -> pd.Series:
         if getattr(out.dt, "tz", None) is not None:
             out = out.dt.tz_convert("UTC").dt.tz_localize(None)
         return out.astype("datetime64[ns]")
+    if pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(values):
+        # Years written as numbers (1950, or 1950.0 once a missing cell made the column float).
+        whole = values.where(np.mod(values, 1) == 0)
+        values = whole.astype("Int64").astype("string")
     text = clean_text(values)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")

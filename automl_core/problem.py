@@ -108,20 +108,29 @@ def _regular_time_column(frame: pd.DataFrame, profile: TableProfile, labelled: p
             continue
         diffs = present.sort_values().diff().dropna()
         step = diffs.mode().iloc[0]
-        regular = (diffs == step).mean() >= 0.8 or _is_monthly(diffs)
-        if regular:
+        if (diffs == step).mean() >= 0.8:
             return col.name, describe_step(step)
+        calendar = _calendar_step(diffs)
+        if calendar:
+            return col.name, calendar
     return None
 
 
-def _is_monthly(diffs: pd.Series) -> bool:
+# Calendar steps whose length in days varies: months, quarters, half-years and (leap) years.
+_CALENDAR_STEPS = (("monthly", 28, 31), ("quarterly", 89, 92), ("half-yearly", 181, 184), ("yearly", 365, 366))
+
+
+def _calendar_step(diffs: pd.Series) -> str | None:
     days = diffs.dt.days
-    return bool(((days >= 28) & (days <= 31)).mean() >= 0.9)
+    for name, shortest, longest in _CALENDAR_STEPS:
+        if ((days >= shortest) & (days <= longest)).mean() >= 0.9:
+            return name
+    return None
 
 
 def describe_step(step: pd.Timedelta) -> str:
     days = step / pd.Timedelta(days=1)
-    for name, length in (("yearly", 365), ("monthly", 30.5), ("weekly", 7), ("daily", 1)):
+    for name, length in (("yearly", 365), ("quarterly", 91.3), ("monthly", 30.5), ("weekly", 7), ("daily", 1)):
         if abs(days - length) / length < 0.1:
             return name
     if days < 1:
@@ -190,6 +199,14 @@ def detect_problem(
     if time_column is not None:
         if time_column not in frame.columns:
             raise DataError(f"time column '{time_column}' is not in {profile.source}")
+        spec = profile.specs.get(time_column)
+        if spec is None or spec.kind != "datetime":
+            kind = spec.kind if spec is not None else "unknown"
+            raise DataError(
+                f"time column '{time_column}' of {profile.source} was read as {kind}, not as dates "
+                f"({spec.reason if spec is not None else 'no profile'}); a time column needs dates such as "
+                "2024-01-31, or whole-number years in a column named like 'year'"
+            )
         ts = (time_column, "given")
     elif detected == "regression" or task == "timeseries":
         ts = _regular_time_column(frame, profile, labelled)
@@ -246,7 +263,7 @@ def _override(task, detected, reason, target, metric, present, numeric, ts, prof
         if ts is None:
             raise DataError(
                 f"time-series forecasting needs a date column with one row per time step; none was found in "
-                f"{profile.source}. Name one with time_column, or choose regression"
+                f"{profile.source}. Name one with --time-column (time_column= in Python), or choose regression"
             )
         return _spec("timeseries", f"{why}; time index '{ts[0]}'", target, metric, present, True, ts[0])
     return _spec(task, why, target, metric, present, True)

@@ -44,6 +44,7 @@ class TrainRequest:
     replay: list | None = field(default=None, repr=False)
     description: str = ""
     ignore_columns: tuple[str, ...] | None = None
+    time_column: str | None = None
 
     @property
     def source_name(self) -> str:
@@ -110,6 +111,7 @@ def run_training(
         n_jobs=n_jobs,
         replay=request.replay,
         ignore_columns=list(request.ignore_columns) if request.ignore_columns else None,
+        time_column=request.time_column,
     )
     automl.fit(frame, request.target, on_event=on_event)
     features, labels = labelled_rows(automl, frame)
@@ -156,6 +158,7 @@ def request_from_version(store, ref: str, *, data: str | bytes | None = None, so
         parent=version.ref,
         replay=list(version.recipe.get("trials", [])) if replay else None,
         ignore_columns=tuple(settings["ignore_columns"]) if settings.get("ignore_columns") else None,
+        time_column=settings.get("time_column"),
     )
 
 

@@ -95,6 +95,8 @@ def test_tampered_model_file_is_refused(trained_titanic, tmp_path):
         (["train", "__DATA__", "--target", "survive"], "Did you mean 'survived'"),
         (["predict", "__NOT_A_MODEL__", "__DATA__"], "not a model folder"),
         (["train", "__DATA__", "--target", "survived", "--task", "regression"], "regression needs numbers"),
+        (["train", "__DATA__", "--target", "age", "--task", "timeseries", "--time-column", "sibsp"],
+         "time column 'sibsp' of titanic.train.csv was read as numeric, not as dates"),
     ],
 )
 def test_bad_input_gets_one_clear_line_and_exit_code_1(args, message, tmp_path, capsys):

@@ -214,6 +214,19 @@ def test_numeric_running_number_is_an_identifier_but_measurements_are_not():
     assert infer_column_spec(named).kind == "identifier"
 
 
+def test_one_row_per_year_is_a_date_column_but_other_year_like_numbers_are_not():
+    from automl_core.intake import infer_column_spec, typed_column
+
+    years = pd.Series(np.arange(1950, 2021, dtype=float), name="fiscal_year")
+    spec = infer_column_spec(years)
+    assert spec.kind == "datetime" and spec.date_format == "%Y"
+    assert typed_column(pd.Series([1999, 2000]), spec).dt.year.tolist() == [1999, 2000]
+    repeated = pd.Series(np.repeat(np.arange(2000, 2010), 5), name="year")  # many rows per year: a number
+    assert infer_column_spec(repeated).kind == "numeric"
+    income = pd.Series(np.arange(1000, 1100, dtype=float), name="yearly_income")
+    assert infer_column_spec(income).kind == "identifier"
+
+
 def test_dataframe_input_gets_a_stable_fingerprint():
     frame = pd.DataFrame({"a": [1, 2], "b": ["x", "y"]})
     assert read_table(frame).attrs["fingerprint"] == read_table(frame.copy()).attrs["fingerprint"]

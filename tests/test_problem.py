@@ -130,6 +130,30 @@ def test_time_steps_are_named():
     assert describe_step(pd.Timedelta(days=3)) == "every 3 days"
 
 
+@pytest.mark.parametrize(
+    "dates, step",
+    [
+        (pd.date_range("2001-03-31", periods=40, freq="QE").strftime("%m/%d/%Y"), "quarterly"),
+        (pd.date_range("1990-12-31", periods=30, freq="YE").strftime("%Y-%m-%d"), "yearly"),
+        (pd.date_range("1949-01-01", periods=60, freq="MS").strftime("%Y-%m"), "monthly"),
+        (pd.Series(range(1950, 2000), dtype="int64"), "yearly"),  # whole-number years in a column named 'year'
+    ],
+)
+def test_calendar_steps_of_varying_length_are_a_time_index(dates, step):
+    values = np.linspace(100, 200, len(dates)) + np.random.default_rng(0).normal(size=len(dates))
+    frame = pd.DataFrame({"year" if step == "yearly" and not isinstance(dates[0], str) else "when": dates,
+                          "sales": values})
+    problem = detect_problem(frame, "sales", profile_table(frame, "sales"))
+    assert problem.task == "timeseries", problem.reason
+    assert f"the {step} dates" in problem.reason
+
+
+def test_explicit_time_column_must_hold_dates():
+    frame = pd.DataFrame({"when": np.arange(50.0) * 3.5, "y": np.linspace(0, 1, 50)})
+    with pytest.raises(DataError, match="time column 'when' .* was read as numeric, not as dates"):
+        detect_problem(frame, "y", profile_table(frame, "y"), task="timeseries", time_column="when")
+
+
 def test_explicit_time_column_must_exist():
     frame = _frame([1.5, 2.5, 3.1] * 10)
     with pytest.raises(DataError, match="time column 'when'"):
