@@ -20,11 +20,14 @@ from sklearn.utils.validation import check_is_fitted
 
 YEARLY_TERMS = 6
 WEEKLY_TERMS = 3
-# Layout of TimeFeatures output: t (years since the first date), t^2, yearly sin/cos pairs, weekly sin/cos pairs, other features.
+DAILY_TERMS = 4
+# Layout of TimeFeatures output: t (years since the first date), t^2, yearly, weekly and daily sin/cos pairs,
+# other features. Weekly terms are zero unless the step is under a week, daily ones unless it is under a day.
 _T, _T2 = 0, 1
 _YEARLY = slice(2, 2 + 2 * YEARLY_TERMS)
 _WEEKLY = slice(_YEARLY.stop, _YEARLY.stop + 2 * WEEKLY_TERMS)
-_OTHER_START = _WEEKLY.stop
+_DAILY = slice(_WEEKLY.stop, _WEEKLY.stop + 2 * DAILY_TERMS)
+_OTHER_START = _DAILY.stop
 _DAYS_PER_YEAR = 365.25
 
 
@@ -60,6 +63,12 @@ class TimeFeatures(TransformerMixin, BaseEstimator):
                 columns += [np.sin(2 * np.pi * k * days / 7), np.cos(2 * np.pi * k * days / 7)]
             else:
                 columns += [np.zeros_like(t), np.zeros_like(t)]
+        daily = self.step_days_ < 0.99
+        for k in range(1, DAILY_TERMS + 1):
+            if daily:
+                columns += [np.sin(2 * np.pi * k * days), np.cos(2 * np.pi * k * days)]
+            else:
+                columns += [np.zeros_like(t), np.zeros_like(t)]
         for c in self.others_:
             values = pd.to_numeric(X[c], errors="coerce").to_numpy(dtype=float)
             columns.append(np.where(np.isnan(values), self.fill_[c], values))
@@ -74,6 +83,7 @@ class TrendSeasonalRegressor(RegressorMixin, BaseEstimator):
         degree: int = 1,
         yearly_terms: int = 3,
         weekly_terms: int = 0,
+        daily_terms: int = 0,
         alpha: float = 1e-3,
         log_target: bool = False,
         residual_trees: int = 0,
@@ -85,6 +95,7 @@ class TrendSeasonalRegressor(RegressorMixin, BaseEstimator):
         self.degree = degree
         self.yearly_terms = yearly_terms
         self.weekly_terms = weekly_terms
+        self.daily_terms = daily_terms
         self.alpha = alpha
         self.log_target = log_target
         self.residual_trees = residual_trees
@@ -97,6 +108,7 @@ class TrendSeasonalRegressor(RegressorMixin, BaseEstimator):
             parts.append(X[:, [_T2]])
         parts.append(X[:, _YEARLY][:, : 2 * self.yearly_terms])
         parts.append(X[:, _WEEKLY][:, : 2 * self.weekly_terms])
+        parts.append(X[:, _DAILY][:, : 2 * self.daily_terms])
         if self.use_other and X.shape[1] > _OTHER_START:
             parts.append(X[:, _OTHER_START:])
         return np.hstack(parts)
@@ -143,21 +155,51 @@ class TrendSeasonalRegressor(RegressorMixin, BaseEstimator):
 
 
 class SeasonalNaive(RegressorMixin, BaseEstimator):
-    """Last year's value at the same point of the year: the baseline a forecast must beat."""
+    """The forecast to beat: the value one season earlier, or the last value.
+
+    `season="auto"` takes the season from the data's step: a day for sub-daily data, a week for
+    daily data, a year for weekly, monthly or quarterly data. Without a full season of history,
+    and for `season="none"` (the best forecast of a random walk), the last value is repeated.
+    """
+
+    def __init__(self, season: str = "auto"):
+        self.season = season
 
     def fit(self, X, y):
+        if self.season not in ("auto", "none"):
+            raise ValueError(f"season must be 'auto' or 'none', not {self.season!r}")
         X = np.asarray(X, dtype=float)
-        order = np.argsort(X[:, _T])
+        order = np.argsort(X[:, _T], kind="stable")
         self.t_ = X[order, _T]
         self.y_ = np.asarray(y, dtype=float)[order]
+        steps = np.diff(self.t_) * _DAYS_PER_YEAR
+        step_days = float(np.median(steps[steps > 0])) if np.any(steps > 0) else 1.0
+        self.season_years_ = self._season_years(step_days)
+        if self.season_years_ and self.t_[-1] - self.t_[0] < self.season_years_ * 0.999:
+            self.season_years_ = 0.0  # less than one season of history
         return self
+
+    def _season_years(self, step_days: float) -> float:
+        if self.season == "none" or step_days >= 300:
+            return 0.0
+        if step_days < 0.99:  # hourly or finer: a daily cycle
+            return 1 / _DAYS_PER_YEAR
+        if step_days < 6.5:  # daily or business days: a weekly cycle
+            return 7 / _DAYS_PER_YEAR
+        return 1.0
 
     def predict(self, X):
         check_is_fitted(self, "t_")
         t = np.asarray(X, dtype=float)[:, _T]
-        years_ahead = np.maximum(1, np.ceil(t - self.t_[-1]))
-        idx = np.clip(np.searchsorted(self.t_, t - years_ahead), 0, len(self.t_) - 1)
-        return self.y_[idx]
+        if not self.season_years_:
+            return np.full(len(t), self.y_[-1])
+        period = self.season_years_
+        # Seasons ahead of the last observation (at least one), then the nearest observed time.
+        seasons_ahead = np.maximum(1, np.ceil((t - self.t_[-1]) / period - 1e-9))
+        wanted = t - seasons_ahead * period
+        idx = np.clip(np.searchsorted(self.t_, wanted), 1, len(self.t_) - 1)
+        nearer_left = np.abs(self.t_[idx - 1] - wanted) <= np.abs(self.t_[idx] - wanted)
+        return self.y_[np.where(nearer_left, idx - 1, idx)]
 
 
 def build_trend(params: dict, task: str, ctx: dict):
@@ -165,7 +207,11 @@ def build_trend(params: dict, task: str, ctx: dict):
 
 
 def build_naive(params: dict, task: str, ctx: dict):
-    return SeasonalNaive()
+    return SeasonalNaive(season="auto")
+
+
+def build_last_value(params: dict, task: str, ctx: dict):
+    return SeasonalNaive(season="none")
 
 
 def space_trend(trial, task: str, n_rows: int) -> dict:
@@ -173,6 +219,7 @@ def space_trend(trial, task: str, n_rows: int) -> dict:
         "half_life": trial.suggest_categorical("half_life", [None, 0.3, 0.15, 0.07]),
         "yearly_terms": trial.suggest_int("yearly_terms", 0, YEARLY_TERMS),
         "weekly_terms": trial.suggest_int("weekly_terms", 0, WEEKLY_TERMS),
+        "daily_terms": trial.suggest_int("daily_terms", 0, DAILY_TERMS),
         "alpha": trial.suggest_float("alpha", 1e-4, 10.0, log=True),
         "log_target": trial.suggest_categorical("log_target", [False, True]),
         "residual_trees": trial.suggest_categorical("residual_trees", [0, 100, 300]),

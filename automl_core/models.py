@@ -322,11 +322,15 @@ FAMILIES: dict[str, ModelFamily] = {
 
 
 def _register_forecasting() -> None:
-    from .forecasting import build_naive, build_trend, space_none, space_trend
+    from .forecasting import build_last_value, build_naive, build_trend, space_none, space_trend
 
     FAMILIES["seasonal_naive"] = ModelFamily(
         "seasonal_naive", "Seasonal naive", TIMESERIES, "time", build_naive, space_none, ({},), 0.01,
-        description="repeats last year's value: the forecast to beat",
+        description="repeats the last season (a day, a week or a year, by the data's step): the forecast to beat",
+    )
+    FAMILIES["last_value"] = ModelFamily(
+        "last_value", "Last value", TIMESERIES, "time", build_last_value, space_none, ({},), 0.01,
+        description="repeats the last observed value: the best forecast of a random walk",
     )
     FAMILIES["trend"] = ModelFamily(
         "trend", "Trend + seasonality", TIMESERIES, "time", build_trend, space_trend,
@@ -338,6 +342,7 @@ def _register_forecasting() -> None:
             {"yearly_terms": 4, "log_target": False, "half_life": 0.07},
             {"yearly_terms": 4, "log_target": True, "half_life": 0.07},
             {"yearly_terms": 3, "weekly_terms": 3, "log_target": True, "half_life": 0.15, "residual_trees": 200},
+            {"yearly_terms": 0, "weekly_terms": 3, "daily_terms": 4, "half_life": 0.15},
         ),
         0.05,
         description="linear trend (global or recent) with Fourier seasonality, optionally with boosted residuals",
