@@ -52,9 +52,18 @@ class ClusterModel(ClusterMixin, BaseEstimator):
                 labels = self.model_.labels_
             else:
                 raise ValueError(f"unknown clustering algorithm {self.algorithm!r}; use one of {ALGORITHMS}")
+        labels = np.asarray(labels)
+        self.noise_share_ = float(np.mean(labels == -1))
         if self.algorithm in ("agglomerative", "hdbscan"):
-            self.assigner_ = KNeighborsClassifier(n_neighbors=min(5, len(X))).fit(X, labels)
-        self.labels_ = np.asarray(labels)
+            # Learned from the clustered rows only: every row, new or old, joins its nearest cluster,
+            # so rows HDBSCAN calls noise are not a cluster of their own (-1) in what users see.
+            clustered = labels != -1
+            if clustered.any():
+                self.assigner_ = KNeighborsClassifier(n_neighbors=min(5, int(clustered.sum()))).fit(
+                    X[clustered], labels[clustered]
+                )
+                labels = np.where(clustered, labels, self.assigner_.predict(X))
+        self.labels_ = labels
         self.n_clusters_ = int(len(set(self.labels_) - {-1}))
         return self
 
@@ -106,10 +115,11 @@ def search_clusterings(
             if smallest < max(3, MIN_CLUSTER_SHARE * len(X)):
                 # A handful of outliers split off scores a high silhouette but is not a grouping.
                 raise ValueError(f"a cluster holds only {smallest} rows")
-            mask = labels[sample] != -1
-            record["score"] = float(silhouette_score(X[sample][mask], labels[sample][mask]))
+            # Scored on every row (noise included, at its nearest cluster): a method must not look
+            # better by setting its hardest rows aside.
+            record["score"] = float(silhouette_score(X[sample], labels[sample]))
             record["n_clusters"] = int(model.n_clusters_)
-            record["noise_share"] = float(np.mean(labels == -1))
+            record["noise_share"] = model.noise_share_
         except Exception as exc:  # noqa: BLE001 - one failing setting must not end the search
             record.update(status="failed", error=f"{type(exc).__name__}: {exc}"[:300], score=None)
         record["fit_time"] = time.perf_counter() - start

@@ -19,7 +19,13 @@ from sklearn.decomposition import TruncatedSVD
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.impute import SimpleImputer
 from sklearn.pipeline import Pipeline, make_pipeline
-from sklearn.preprocessing import OneHotEncoder, OrdinalEncoder, StandardScaler, TargetEncoder
+from sklearn.preprocessing import (
+    FunctionTransformer,
+    OneHotEncoder,
+    OrdinalEncoder,
+    StandardScaler,
+    TargetEncoder,
+)
 from sklearn.utils.validation import check_is_fitted
 
 from .errors import SchemaError
@@ -252,15 +258,18 @@ def build_preprocessor(
         if large:
             transformers.append(("cat_te", _target_encoder(target_type, random_state), large))
     else:
+        clustering = task == "clustering"
+        # Clustering compares rows by distance: standard scores are capped at ±3, so a handful of
+        # extreme values (a rarely lit pixel, one huge account) cannot dominate every distance.
+        capped = [_clip_standard_scores()] if clustering else []
         if numeric:
             # Missing-value flags help supervised models but distort distances between rows in clustering.
-            flags = task != "clustering"
-            transformers.append(
-                ("num", make_pipeline(SimpleImputer(strategy="median", add_indicator=flags), StandardScaler()), numeric)
-            )
+            imputer = SimpleImputer(strategy="median", add_indicator=not clustering)
+            transformers.append(("num", make_pipeline(imputer, StandardScaler(), *capped), numeric))
         if dates:
             transformers.append(
-                ("date", make_pipeline(DatetimeFeatures(), SimpleImputer(strategy="median"), StandardScaler()), dates)
+                ("date", make_pipeline(DatetimeFeatures(), SimpleImputer(strategy="median"), StandardScaler(), *capped),
+                 dates)
             )
         small = [c for c in cats if _categorical_levels(X, c) <= ONE_HOT_MAX_LEVELS]
         large = [c for c in cats if c not in small]
@@ -285,6 +294,17 @@ def build_preprocessor(
         step = TextFeatures(random_state=random_state)
         transformers.append((f"text_{i}", step if style == "tree" else make_pipeline(step, StandardScaler()), col))
     return ColumnTransformer(transformers, remainder="drop", sparse_threshold=0.0, verbose_feature_names_out=False)
+
+
+CLUSTERING_MAX_STANDARD_SCORE = 3.0
+
+
+def clip_standard_scores(X):
+    return np.clip(X, -CLUSTERING_MAX_STANDARD_SCORE, CLUSTERING_MAX_STANDARD_SCORE)
+
+
+def _clip_standard_scores() -> FunctionTransformer:
+    return FunctionTransformer(clip_standard_scores, feature_names_out="one-to-one")
 
 
 def _target_encoder(target_type: str, random_state: int | None) -> Pipeline:
