@@ -83,7 +83,7 @@ class TrendSeasonalRegressor(RegressorMixin, BaseEstimator):
         degree: int = 1,
         yearly_terms: int = 3,
         weekly_terms: int = 0,
-        daily_terms: int = 0,
+        daily_terms: int | None = None,
         alpha: float = 1e-3,
         log_target: bool = False,
         residual_trees: int = 0,
@@ -108,7 +108,9 @@ class TrendSeasonalRegressor(RegressorMixin, BaseEstimator):
             parts.append(X[:, [_T2]])
         parts.append(X[:, _YEARLY][:, : 2 * self.yearly_terms])
         parts.append(X[:, _WEEKLY][:, : 2 * self.weekly_terms])
-        parts.append(X[:, _DAILY][:, : 2 * self.daily_terms])
+        # One knob for the short cycles: the daily terms follow the weekly ones unless set.
+        daily = self.weekly_terms if self.daily_terms is None else self.daily_terms
+        parts.append(X[:, _DAILY][:, : 2 * min(daily, DAILY_TERMS)])
         if self.use_other and X.shape[1] > _OTHER_START:
             parts.append(X[:, _OTHER_START:])
         return np.hstack(parts)
@@ -219,7 +221,6 @@ def space_trend(trial, task: str, n_rows: int) -> dict:
         "half_life": trial.suggest_categorical("half_life", [None, 0.3, 0.15, 0.07]),
         "yearly_terms": trial.suggest_int("yearly_terms", 0, YEARLY_TERMS),
         "weekly_terms": trial.suggest_int("weekly_terms", 0, WEEKLY_TERMS),
-        "daily_terms": trial.suggest_int("daily_terms", 0, DAILY_TERMS),
         "alpha": trial.suggest_float("alpha", 1e-4, 10.0, log=True),
         "log_target": trial.suggest_categorical("log_target", [False, True]),
         "residual_trees": trial.suggest_categorical("residual_trees", [0, 100, 300]),

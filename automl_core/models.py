@@ -342,7 +342,7 @@ def _register_forecasting() -> None:
             {"yearly_terms": 4, "log_target": False, "half_life": 0.07},
             {"yearly_terms": 4, "log_target": True, "half_life": 0.07},
             {"yearly_terms": 3, "weekly_terms": 3, "log_target": True, "half_life": 0.15, "residual_trees": 200},
-            {"yearly_terms": 0, "weekly_terms": 3, "daily_terms": 4, "half_life": 0.15},
+            {"yearly_terms": 0, "weekly_terms": 3, "half_life": 0.15},
         ),
         0.05,
         description="linear trend (global or recent) with Fourier seasonality, optionally with boosted residuals",

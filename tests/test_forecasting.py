@@ -36,6 +36,7 @@ def test_time_features_have_a_fixed_layout(series):
     {"yearly_terms": 3, "half_life": 0.2},
     {"degree": 2, "yearly_terms": 1},
     {"yearly_terms": 2, "residual_trees": 30},
+    {"yearly_terms": 2, "weekly_terms": 2, "daily_terms": 3},  # zero columns for weekly data: harmless
 ])
 def test_trend_models_extrapolate_a_trend(series, params):
     step = TimeFeatures("date").fit(series.iloc[:400])
