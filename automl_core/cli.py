@@ -159,13 +159,15 @@ def _print_summary(summary: dict) -> None:
 
 def cmd_predict(args) -> int:
     from .errors import AutoMLError
-    from .modelfile import predictions_frame
+    from .modelfile import input_warnings, predictions_frame
 
     try:
         from .intake import read_table
 
         model, meta = _load_for_prediction(args.model)
         frame = read_table(args.data, drop_empty_rows=False)
+        for warning in input_warnings(model, frame):
+            sys.stderr.write(f"warning: {warning}\n")
         result = predictions_frame(model, meta, frame)
     except AutoMLError as exc:
         return _fail(str(exc))

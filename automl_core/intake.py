@@ -411,8 +411,10 @@ def typed_column(series: pd.Series, spec: ColumnSpec) -> pd.Series:
 
     if spec.kind == "numeric":
         if spec.number_rule is not None or not pd.api.types.is_numeric_dtype(series):
-            # Text in a column trained on clean numbers (a blank, "n/a") is read like the training data.
-            return parse_numbers(series, spec.number_rule or NumberRule(thousands=""))
+            # Text in a column trained on clean numbers ("n/a", or "1,639.3" from a spreadsheet) is read
+            # with the rule its own values follow, falling back to plain numbers.
+            rule = spec.number_rule or _rule_of_digits(series)
+            return parse_numbers(series, rule)
         return series.astype("float64")
     if spec.kind == "boolean":
         return parse_booleans(series)
@@ -421,6 +423,13 @@ def typed_column(series: pd.Series, spec: ColumnSpec) -> pd.Series:
     if spec.kind in ("categorical", "text", "identifier", "constant"):
         return clean_text(series) if not pd.api.types.is_numeric_dtype(series) else series
     return series
+
+
+def _rule_of_digits(series: pd.Series) -> NumberRule:
+    """The number rule followed by the cells that hold digits; plain numbers when there is none."""
+    text = clean_text(series)
+    with_digits = text[text.str.contains(r"\d", regex=True).fillna(False).astype(bool)]
+    return infer_number_rule(with_digits) or NumberRule(thousands="")
 
 
 def profile_table(frame: pd.DataFrame, target: str | None = None, *, source: str | None = None) -> TableProfile:

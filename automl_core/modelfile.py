@@ -124,6 +124,12 @@ def load_model_dir(folder: str | os.PathLike):
     return joblib.load(model_path), meta
 
 
+def input_warnings(model, frame: pd.DataFrame) -> list[str]:
+    """What the model could not use as written: unreadable cells, unseen labels, ignored columns."""
+    cleaner = model.steps[0][1] if hasattr(model, "steps") else None
+    return cleaner.reading_warnings(frame) if hasattr(cleaner, "reading_warnings") else []
+
+
 def predictions_frame(model, meta: dict, frame: pd.DataFrame) -> pd.DataFrame:
     """Predictions in the CSV contract: `prediction`, plus `proba_<class>` for classification."""
     task = meta.get("task")

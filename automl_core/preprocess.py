@@ -30,6 +30,7 @@ from sklearn.utils.validation import check_is_fitted
 
 from .errors import SchemaError
 from .intake import FEATURE_KINDS, ColumnSpec, infer_column_spec, typed_column
+from .parsing import clean_text
 
 STYLES = ("tree", "linear")
 ONE_HOT_MAX_LEVELS = 20
@@ -93,6 +94,42 @@ class TableCleaner(TransformerMixin, BaseEstimator):
                 details=[{"column": c, "problem": "missing"} for c in missing],
             )
         return self._typed(X)
+
+    def reading_warnings(self, X: pd.DataFrame) -> list[str]:
+        """Sentences about what in `X` the model cannot use as written (it still predicts every row).
+
+        Cells that cannot be read as numbers or dates become missing values, labels never seen in
+        training are unknown labels, and columns that are not inputs are ignored: each is said once
+        per column with a count and an example, so a batch is never silently mispredicted."""
+        check_is_fitted(self, "specs_")
+        out = []
+        present_columns = [name for name in self.specs_ if name in X.columns]
+        typed_frame = self._typed(X.reindex(columns=list(self.specs_)))
+        for name in present_columns:
+            spec, raw, typed = self.specs_[name], X[name], typed_frame[name]
+            if spec.kind in ("numeric", "datetime", "boolean") and not pd.api.types.is_numeric_dtype(raw):
+                present = clean_text(raw).notna() if not pd.api.types.is_datetime64_any_dtype(raw) else raw.notna()
+                lost = present & typed.isna()
+                if lost.any():
+                    what = {"numeric": "numbers", "datetime": "dates", "boolean": "yes/no values"}[spec.kind]
+                    example = raw[lost].iloc[0]
+                    out.append(f"column {name!r}: {int(lost.sum())} of {len(raw)} values could not be read as {what} "
+                               f"(for example {str(example)!r}) and were treated as missing")
+            elif spec.kind == "categorical":
+                info = self.schema_.get(name, {})
+                known = info.get("categories") or []
+                if int(info.get("n_categories", 0)) > len(known):
+                    continue  # only the most frequent labels were kept: cannot tell what is new
+                # Compared as the encoders see them: the cleaner's text of each label.
+                unseen = clean_text(raw.astype("string")).notna() & ~typed.isin(set(known))
+                if unseen.any():
+                    out.append(f"column {name!r}: {int(unseen.sum())} rows hold labels not seen in training "
+                               f"(for example {str(typed[unseen].iloc[0])!r}); the model treats them as unknown")
+        ignored = [str(c) for c in X.columns if c not in self.specs_]
+        if ignored:
+            shown = ", ".join(map(repr, ignored[:10])) + (" ..." if len(ignored) > 10 else "")
+            out.append(f"not inputs of the model, ignored: {shown}")
+        return out
 
     def get_feature_names_out(self, input_features=None):
         check_is_fitted(self, "specs_")

@@ -7,7 +7,7 @@ import streamlit as st
 
 from automl_core.errors import SchemaError
 from automl_core.intake import read_table
-from automl_core.modelfile import predictions_frame
+from automl_core.modelfile import input_warnings, predictions_frame
 from automl_core.serving.errors import ApiError
 from pages import ui
 
@@ -43,6 +43,7 @@ try:
     with st.spinner(f"Predicting the rows of {upload.name}…"):
         if data[:4] == b"PAR1":
             frame = read_table(data, name=upload.name, drop_empty_rows=False)
+            warnings = input_warnings(pipe, frame)
             predictions = predictions_frame(pipe, meta, frame)
         else:  # CSV: exactly the server's batch path (POST /predict/{ref}/batch), checks included
             batch = ui.prediction_service().predict_csv(version.ref, io.BytesIO(data))

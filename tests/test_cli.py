@@ -65,6 +65,19 @@ def test_predict_writes_prediction_and_class_probabilities(trained_titanic, tmp_
     assert set(frame.prediction) <= {"died", "survived"}
 
 
+def test_predict_warns_about_what_it_could_not_read(trained_titanic, tmp_path):
+    out, _ = trained_titanic
+    test = pd.read_csv(dataset_path("titanic", "test")).head(20).drop(columns=["survived"])
+    test["age"] = test["age"].astype(object)
+    test.loc[0, "age"], test.loc[1, "sex"] = "unknown", "other"
+    data = tmp_path / "in.csv"
+    test.to_csv(data, index=False)
+    result = run_cli("predict", out, data, "--out", tmp_path / "p.csv")
+    assert result.returncode == 0 and len(pd.read_csv(tmp_path / "p.csv")) == 20
+    assert "warning: column 'age': 1 of 20 values could not be read as numbers (for example 'unknown')" in result.stderr
+    assert "warning: column 'sex': 1 rows hold labels not seen in training (for example 'other')" in result.stderr
+
+
 def test_predict_names_missing_columns(trained_titanic, tmp_path):
     out, _ = trained_titanic
     data = tmp_path / "in.csv"

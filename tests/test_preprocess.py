@@ -89,6 +89,24 @@ def test_unknown_labels_are_handled_at_predict_time(raw):
     assert prep.transform(cleaner.transform(new)).shape[0] == 3
 
 
+def test_reading_warnings_say_what_a_batch_loses_and_clean_rows_get_none(raw):
+    frame = raw.assign(size=np.linspace(1, 500, len(raw)))  # plain numbers in training
+    cleaner = TableCleaner().fit(frame)
+    assert cleaner.reading_warnings(frame) == ["not inputs of the model, ignored: 'id'"]  # an identifier
+    new = frame.head(4).assign(
+        size=["1,639.5", "12", "lots", None],  # a spreadsheet's thousands comma is read, 'lots' is not
+        city=["Berlin", "Paris", None, "Nice"],
+        joined=["2021-02-03", "soon", "2021-02-05", "2021-02-06"],
+        extra="x",
+    )
+    assert cleaner.transform(new)["size"].tolist()[:2] == [1639.5, 12.0]
+    warnings = cleaner.reading_warnings(new)
+    assert any("column 'size': 1 of 4 values could not be read as numbers (for example 'lots')" in w for w in warnings)
+    assert any("column 'joined': 1 of 4 values could not be read as dates (for example 'soon')" in w for w in warnings)
+    assert any("column 'city': 1 rows hold labels not seen in training (for example 'Berlin')" in w for w in warnings)
+    assert warnings[-1] == "not inputs of the model, ignored: 'id', 'extra'"
+
+
 def test_datetime_parts_drop_what_never_varies():
     dates = pd.DataFrame({"d": pd.date_range("2021-01-01", periods=40, freq="D")})
     step = DatetimeFeatures().fit(dates)
