@@ -493,6 +493,9 @@ class FamilyModel(BaseEstimator):
         if self.family == "xgboost":
             estimator.set_params(callbacks=None)
         self.best_iteration_ = _best_iteration(estimator) if use_val else None
+        # Prices, counts and amounts are never negative: neither are their predictions (a linear
+        # model or a network can otherwise extrapolate below zero on a heavy-tailed target).
+        self.target_floor_ = 0.0 if not self._is_classifier and np.nanmin(target) >= 0 else None
         self.estimator_ = estimator
         self.n_features_in_ = X.shape[1]
         return self
@@ -501,7 +504,9 @@ class FamilyModel(BaseEstimator):
         check_is_fitted(self, "estimator_")
         if self._is_classifier:
             return self.classes_[np.argmax(self.predict_proba(X), axis=1)]
-        return np.asarray(self.estimator_.predict(X), dtype=float)
+        predicted = np.asarray(self.estimator_.predict(X), dtype=float)
+        floor = getattr(self, "target_floor_", None)
+        return predicted if floor is None else np.maximum(predicted, floor)
 
     @available_if(lambda self: self.task in CLASSIFICATION)
     def predict_proba(self, X):

@@ -38,6 +38,15 @@ def test_every_family_fits_and_predicts(family, task, y):
     assert 0 <= model.score(X[120:], y[120:]) or task == "regression"
 
 
+def test_a_target_never_negative_in_training_is_never_predicted_negative():
+    amounts = np.exp(X[:120, 0] * 3)  # positive, heavy-tailed: a straight line dips below zero
+    far = X[120:] * 4
+    linear = FamilyModel("linear", {"alpha": 1e-3}, "regression").fit(X[:120], amounts)
+    assert linear.predict(far).min() == 0.0 and linear.estimator_.predict(far).min() < 0
+    signed = FamilyModel("linear", {"alpha": 1e-3}, "regression").fit(X[:120], amounts - 5)
+    assert signed.predict(far).min() < 0  # a target that can be negative is left alone
+
+
 @pytest.mark.parametrize("family", ["lightgbm", "xgboost"])
 def test_boosted_families_stop_early_on_validation_data(family):
     model = FamilyModel(family, {"learning_rate": 0.3}, "binary").fit(X[:120], Y_BIN[:120], X[120:], Y_BIN[120:])

@@ -418,8 +418,11 @@ def model_caller(model, task: str):
 
             return lightgbm_proba
 
+        floor = getattr(model, "target_floor_", None)
+
         def lightgbm_values(x: np.ndarray) -> np.ndarray:
-            return np.asarray(booster.predict(x, num_threads=threads(x)), dtype=float)
+            values = np.asarray(booster.predict(x, num_threads=threads(x)), dtype=float)
+            return values if floor is None else np.maximum(values, floor)
 
         return lightgbm_values
     if family in _SINGLE_THREAD_FAMILIES and estimator is not None and hasattr(estimator, "n_jobs"):
