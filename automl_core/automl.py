@@ -32,6 +32,7 @@ from .search import Budget, FoldCache, Search, SearchEvent, Trial, pickled_size
 from .validation import make_cv_plan
 
 ENSEMBLE_NOISE_SHARE = 0.3  # an ensemble must beat the best model by this share of its standard error
+MAX_STACKING_CLASSES = 10
 _REFIT_FACTOR = 1.35  # a refit on all rows costs about this much more than one fold's fit
 
 
@@ -439,7 +440,13 @@ class AutoML(BaseEstimator):
             random_state=self.random_state,
             noise=ENSEMBLE_NOISE_SHARE * standard_error,
             # A stacker fitted on backtest windows extrapolates its intercept and weights: not for forecasts.
-            allow_stacking=self.task_ != "timeseries",
+            # It refits a meta-model on every fold: only with time to spare, and not over dozens of classes
+            # (40 classes x 6 models is 240 inputs per class: seconds per fit, and too many weights to trust).
+            allow_stacking=(
+                self.task_ != "timeseries"
+                and len(classes) <= MAX_STACKING_CLASSES
+                and self._budget.remaining() > max(2.0, 0.1 * self.time_budget)
+            ),
         )
         if plan is None:
             return None

@@ -482,6 +482,8 @@ class FamilyModel(BaseEstimator):
             warnings.simplefilter("ignore")
             if deadline is not None and self.family in ("random_forest", "extra_trees"):
                 _fit_forest_in_chunks(estimator, X, target, deadline)
+            elif deadline is not None and "warm_start" in estimator.get_params():
+                _fit_solver_in_chunks(estimator, X, target, deadline)
             elif self.family == "hist_gb":
                 # HistGradientBoosting takes every core through OpenMP; keep it to this model's share.
                 from threadpoolctl import threadpool_limits
@@ -537,6 +539,24 @@ def _fit_forest_in_chunks(forest, X, y, deadline: float, chunk: int = 50) -> Non
         forest.set_params(n_estimators=grown)
         forest.fit(X, y)
     forest.set_params(warm_start=False)
+
+
+def _fit_solver_in_chunks(model, X, y, deadline: float, chunk: int = 50) -> None:
+    """Run an iterative solver (logistic regression, lasso) a few dozen iterations at a time from
+    its last solution, so a slow one (saga with 40 classes) stops at its deadline; a convex
+    problem reaches the same optimum."""
+    total = int(model.max_iter)
+    model.set_params(max_iter=min(chunk, total), warm_start=True)
+    done = 0
+    while True:
+        model.fit(X, y)
+        ran = int(np.max(model.n_iter_))
+        done += ran
+        if ran < model.max_iter or done >= total:
+            break
+        if time.monotonic() > deadline:
+            raise TrialTimeout(f"stopped after {done} solver iterations: out of time")
+    model.set_params(max_iter=total, warm_start=False)
 
 
 def _default_rounds(params: dict) -> int:

@@ -30,6 +30,9 @@ _MIN_TRIAL_SECONDS = 0.05
 _MAX_TRIAL_SHARE = 0.25
 
 
+PER_CLASS_FAMILIES = frozenset({"lightgbm", "xgboost", "hist_gb"})
+
+
 class Budget:
     """Wall-clock budget: answers 'how long is left' and 'can I afford this'."""
 
@@ -281,7 +284,12 @@ class Search:
         prep = 0.0 if family.style in self.folds.prep_seconds else 0.2 * len(self.folds.splits)
         # Costs are relative to LightGBM around a few thousand rows; kernels grow faster with rows.
         growth = max(1.0, len(self.folds.y) / 2000) ** (family.row_exponent - 1.0)
-        return family.cost * reference * growth + prep
+        return family.cost * reference * growth * self._class_factor(family.name) + prep
+
+    def _class_factor(self, family: str) -> float:
+        """Boosting grows one tree per class and round: 40 classes cost about 40 binary models."""
+        k = len(self.classes)
+        return float(k) if k > 2 and family in PER_CLASS_FAMILIES else 1.0
 
     # ------------------------------------------------------------------ evaluation
     def evaluate(
@@ -308,10 +316,11 @@ class Search:
             trial.error = f"{type(exc).__name__}: {exc}"[:500]
             logger.info("trial %s failed: %s", trial.name, trial.error)
         seconds = time.perf_counter() - start
-        if trial.status in ("ok", "pruned"):
+        if trial.status in ("ok", "pruned", "timeout"):
+            # A trial cut at its deadline cost at least what it ran: a lower bound, better than a guess.
             self._family_seconds.setdefault(family.name, []).append(seconds)
-            if family.name == "lightgbm" and self._reference_seconds is None and trial.status == "ok":
-                self._reference_seconds = seconds
+            if family.name == "lightgbm" and self._reference_seconds is None and trial.status != "pruned":
+                self._reference_seconds = seconds / self._class_factor("lightgbm")
         if trial.status != "ok":
             trial.oof = None
         self.emit("trial_finished", "search", _finished_message(trial, family, self.metric), trial)

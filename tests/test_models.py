@@ -66,6 +66,25 @@ def test_a_deadline_cuts_boosting_and_forests():
             )
 
 
+def test_a_slow_solver_stops_at_its_deadline_and_otherwise_reaches_the_same_fit():
+    import time
+
+    from automl_core.models import TrialTimeout
+
+    rng = np.random.default_rng(1)
+    Xw = rng.normal(size=(1500, 30))
+    yw = np.array([f"c{i}" for i in range(12)])[np.argmax(Xw[:, :12] + rng.normal(size=(1500, 12)), axis=1)]
+    params = {"penalty": "l1", "C": 10.0}  # saga, many classes: hundreds of epochs
+    with pytest.raises(TrialTimeout, match="solver iterations"):
+        FamilyModel("linear", params, "multiclass").fit(Xw, yw, deadline=time.monotonic() - 1)
+    chunked = FamilyModel("linear", {"penalty": "l2", "C": 1.0}, "multiclass").fit(
+        Xw, yw, deadline=time.monotonic() + 60
+    )
+    whole = FamilyModel("linear", {"penalty": "l2", "C": 1.0}, "multiclass").fit(Xw, yw)
+    assert np.allclose(chunked.predict_proba(Xw), whole.predict_proba(Xw), atol=1e-3)
+    assert chunked.estimator_.max_iter == whole.estimator_.max_iter and not chunked.estimator_.warm_start
+
+
 def test_lightgbm_uses_categorical_positions():
     Xc = RNG.normal(size=(2000, 3))
     Xc[:, 0] = RNG.integers(0, 6, size=2000)

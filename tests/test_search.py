@@ -11,7 +11,7 @@ import pytest
 from automl_core import AutoML, BudgetError, Cancelled
 from automl_core.ensemble import WeightedEnsemble, choose_ensemble, greedy_selection
 from automl_core.scoring import get_metric
-from automl_core.search import Budget
+from automl_core.search import Budget, FoldCache
 from automl_core.validation import make_cv_plan
 
 
@@ -86,6 +86,22 @@ def test_a_small_budget_is_respected(titanic_frame):
     elapsed = time.monotonic() - start
     assert elapsed < 4 * 1.25 + 1.5, elapsed
     assert len(model.leaderboard_) >= 2
+
+
+def test_boosting_costs_are_estimated_per_class():
+    from automl_core.models import FAMILIES
+    from automl_core.search import Search
+
+    y = np.array([f"k{i % 40}" for i in range(2000)])
+    folds = FoldCache(pd.DataFrame({"a": np.arange(2000.0)}), y, [], build_prep=None)
+
+    def search(classes):
+        return Search([], folds, get_metric("multiclass", "log_loss"), "multiclass", classes, budget=Budget(60))
+
+    many, two = search(tuple(sorted(set(y)))), search(("k0", "k1"))
+    ratio = many.estimate_seconds(FAMILIES["lightgbm"]) / two.estimate_seconds(FAMILIES["lightgbm"])
+    assert ratio == pytest.approx(40)  # one tree per class and round
+    assert many.estimate_seconds(FAMILIES["random_forest"]) == two.estimate_seconds(FAMILIES["random_forest"])
 
 
 def test_progress_events_cover_stages_trials_and_the_end(titanic_frame):
