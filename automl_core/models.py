@@ -482,7 +482,7 @@ class FamilyModel(BaseEstimator):
             warnings.simplefilter("ignore")
             if deadline is not None and self.family in ("random_forest", "extra_trees"):
                 _fit_forest_in_chunks(estimator, X, target, deadline)
-            elif deadline is not None and "warm_start" in estimator.get_params():
+            elif deadline is not None and self.family == "linear" and "warm_start" in estimator.get_params():
                 _fit_solver_in_chunks(estimator, X, target, deadline)
             elif self.family == "hist_gb":
                 # HistGradientBoosting takes every core through OpenMP; keep it to this model's share.

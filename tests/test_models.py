@@ -83,6 +83,11 @@ def test_a_slow_solver_stops_at_its_deadline_and_otherwise_reaches_the_same_fit(
     whole = FamilyModel("linear", {"penalty": "l2", "C": 1.0}, "multiclass").fit(Xw, yw)
     assert np.allclose(chunked.predict_proba(Xw), whole.predict_proba(Xw), atol=1e-3)
     assert chunked.estimator_.max_iter == whole.estimator_.max_iter and not chunked.estimator_.warm_start
+    # Only linear solvers are chunked: warm-starting boosting or a network would change what they learn.
+    for family in ("hist_gb", "mlp"):
+        timed = FamilyModel(family, {}, "multiclass").fit(Xw[:300], yw[:300], deadline=time.monotonic() + 60)
+        plain = FamilyModel(family, {}, "multiclass").fit(Xw[:300], yw[:300])
+        assert timed.estimator_.n_iter_ == plain.estimator_.n_iter_
 
 
 def test_lightgbm_uses_categorical_positions():
