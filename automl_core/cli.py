@@ -105,7 +105,7 @@ def cmd_train(args) -> int:
     if args.out:
         summary["out"] = save_model_dir(automl, args.out, summary)
     if not args.no_register:
-        summary["reference"] = _register(automl, frame, args)
+        summary["reference"], summary["caveats"] = _register(automl, frame, args)
     summary["seconds"] = round(time.monotonic() - _clock["start"], 2)
     if args.json:
         print(json.dumps(summary, default=str))
@@ -115,8 +115,9 @@ def cmd_train(args) -> int:
     return EXIT_OK
 
 
-def _register(automl, frame, args) -> str | None:
-    """Add the trained model to the registry of AUTOML_HOME; a failure here does not lose the model."""
+def _register(automl, frame, args) -> tuple[str | None, list[dict]]:
+    """Add the trained model to the registry of AUTOML_HOME; a failure here does not lose the model.
+    Returns its reference and the caveats found while registering (a leaking column, little data)."""
     from .registration import default_model_name, labelled_rows, register_automl
 
     try:
@@ -125,14 +126,15 @@ def _register(automl, frame, args) -> str | None:
         features, labels = labelled_rows(automl, frame)
         with open(args.data, "rb") as handle:
             raw = handle.read()
+        store = Store()
         version = register_automl(
-            Store(), automl, args.name or default_model_name(args.data), frame=features, target_values=labels,
+            store, automl, args.name or default_model_name(args.data), frame=features, target_values=labels,
             data_bytes=raw, source=os.path.basename(args.data), time_budget=args.time_budget,
         )
     except Exception as exc:  # noqa: BLE001 - the model folder (if any) is already written
         sys.stderr.write(f"warning: the model was not registered: {exc}\n")
-        return None
-    return version.ref
+        return None, []
+    return version.ref, list(store.registry.get_document(version.ref, "caveats") or [])
 
 
 def _print_summary(summary: dict) -> None:
@@ -155,6 +157,8 @@ def _print_summary(summary: dict) -> None:
         print(f"saved to {summary['out']}")
     if summary.get("reference"):
         print(f"registered as {summary['reference']}")
+    for caveat in summary.get("caveats") or []:
+        print(f"caveat ({caveat.get('severity', 'warning')}): {caveat.get('message')}")
 
 
 def cmd_predict(args) -> int:

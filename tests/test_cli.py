@@ -6,6 +6,7 @@ import json
 import subprocess
 import sys
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -168,8 +169,10 @@ def test_the_summary_shows_the_search_score_beside_the_revalidated_one(capsys):
         "revalidation": {"models": ["lgbm_3", "xgb_7", "linear_1"], "repeats": 2}, "unlabeled_rows_dropped": 1234,
         "leaderboard": [{"model": "lgbm_3", "score": 0.84, "search_score": 0.851, "fit_time": 0.1},
                         {"model": "rf_9", "score": 0.82, "search_score": None, "fit_time": 0.2}],
+        "caveats": [{"kind": "leak", "severity": "critical", "message": "'z' alone predicts the target"}],
     })
     out = capsys.readouterr().out
+    assert "caveat (critical): 'z' alone predicts the target" in out
     assert "3 finalists were re-validated on 2 fresh shuffles" in out
     assert "0.84 (0.851)" in out and "(None)" not in out
     assert "1,234 rows without a target value were left out" in out
@@ -199,3 +202,16 @@ def test_classes_written_as_whole_numbers_train_predict_and_evaluate(name, targe
     assert main(["evaluate", "coded@1.0.0", str(test), "--json"]) == 0
     metrics = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert metrics["accuracy"] > 0.7
+
+
+def test_train_reports_a_leaking_column_as_it_registers(tmp_path, automl_home, capsys):
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(300, 3))
+    y = x[:, 0] + rng.normal(scale=0.5, size=300)
+    data = tmp_path / "leaky.csv"
+    pd.DataFrame({"a": x[:, 0], "b": x[:, 1], "c": x[:, 2], "copy_of_y": y * 2 + 1e-3 * rng.normal(size=300),
+                  "y": y}).to_csv(data, index=False)
+    assert main(["train", str(data), "--target", "y", "--time-budget", "6", "--include", "linear", "--quiet"]) == 0
+    out = capsys.readouterr().out
+    assert "registered as leaky@" in out
+    assert any(line.startswith("caveat (") and "'copy_of_y'" in line for line in out.splitlines()), out
