@@ -30,7 +30,8 @@ _MIN_TRIAL_SECONDS = 0.05
 _MAX_TRIAL_SHARE = 0.25
 
 
-PER_CLASS_FAMILIES = frozenset({"lightgbm", "xgboost", "hist_gb"})
+PER_CLASS_FAMILIES = frozenset({"lightgbm", "xgboost", "hist_gb"})  # one tree per class and round
+DEADLINE_FAMILIES = frozenset({"lightgbm", "xgboost", "random_forest", "extra_trees", "linear"})  # cut at a deadline
 
 
 class Budget:
@@ -278,13 +279,18 @@ class Search:
         if seen:
             return float(np.median(seen))
         reference = self._reference_seconds
+        factor = self._class_factor(family.name)
         if reference is None:
             n = len(self.folds.y)
             reference = 0.3 + n * 2e-5 * len(self.folds.splits)
+            if family.name in DEADLINE_FAMILIES:
+                # Before any measurement, a model that stops at its deadline is tried rather than
+                # skipped on a guess: underestimating it costs one cut trial, overestimating it the family.
+                factor = 1.0
         prep = 0.0 if family.style in self.folds.prep_seconds else 0.2 * len(self.folds.splits)
         # Costs are relative to LightGBM around a few thousand rows; kernels grow faster with rows.
         growth = max(1.0, len(self.folds.y) / 2000) ** (family.row_exponent - 1.0)
-        return family.cost * reference * growth * self._class_factor(family.name) + prep
+        return family.cost * reference * growth * factor + prep
 
     def _class_factor(self, family: str) -> float:
         """Boosting grows one tree per class and round: 40 classes cost about 40 binary models."""
