@@ -298,7 +298,7 @@ def build_preprocessor(
         clustering = task == "clustering"
         # Clustering compares rows by distance: standard scores are capped at ±3, so a handful of
         # extreme values (a rarely lit pixel, one huge account) cannot dominate every distance.
-        capped = [_clip_standard_scores()] if clustering else []
+        capped = [FunctionTransformer(clip_standard_scores, feature_names_out="one-to-one")] if clustering else []
         if numeric:
             # Missing-value flags help supervised models but distort distances between rows in clustering.
             imputer = SimpleImputer(strategy="median", add_indicator=not clustering)
@@ -338,10 +338,6 @@ CLUSTERING_MAX_STANDARD_SCORE = 3.0
 
 def clip_standard_scores(X):
     return np.clip(X, -CLUSTERING_MAX_STANDARD_SCORE, CLUSTERING_MAX_STANDARD_SCORE)
-
-
-def _clip_standard_scores() -> FunctionTransformer:
-    return FunctionTransformer(clip_standard_scores, feature_names_out="one-to-one")
 
 
 def _target_encoder(target_type: str, random_state: int | None) -> Pipeline:

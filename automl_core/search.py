@@ -31,7 +31,6 @@ _MAX_TRIAL_SHARE = 0.25
 
 
 PER_CLASS_FAMILIES = frozenset({"lightgbm", "xgboost", "hist_gb"})  # one tree per class and round
-DEADLINE_FAMILIES = frozenset({"lightgbm", "xgboost", "random_forest", "extra_trees", "linear"})  # cut at a deadline
 
 
 class Budget:
@@ -283,9 +282,9 @@ class Search:
         if reference is None:
             n = len(self.folds.y)
             reference = 0.3 + n * 2e-5 * len(self.folds.splits)
-            if family.name in DEADLINE_FAMILIES:
-                # Before any measurement, a model that stops at its deadline is tried rather than
-                # skipped on a guess: underestimating it costs one cut trial, overestimating it the family.
+            if family.early_stopping:
+                # Before any measurement, a booster that stops at its deadline (LightGBM, XGBoost) is tried
+                # rather than skipped on a guess: underestimating it costs one cut trial, overestimating it the family.
                 factor = 1.0
         prep = 0.0 if family.style in self.folds.prep_seconds else 0.2 * len(self.folds.splits)
         # Costs are relative to LightGBM around a few thousand rows; kernels grow faster with rows.
