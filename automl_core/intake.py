@@ -30,6 +30,7 @@ from .parsing import (
     infer_date_format,
     infer_number_rule,
     parse_numbers,
+    rule_of_digits,
 )
 
 KINDS = ("numeric", "categorical", "boolean", "datetime", "text", "identifier", "constant", "empty")
@@ -413,7 +414,7 @@ def typed_column(series: pd.Series, spec: ColumnSpec) -> pd.Series:
         if spec.number_rule is not None or not pd.api.types.is_numeric_dtype(series):
             # Text in a column trained on clean numbers ("n/a", or "1,639.3" from a spreadsheet) is read
             # with the rule its own values follow, falling back to plain numbers.
-            rule = spec.number_rule or _rule_of_digits(series)
+            rule = spec.number_rule or rule_of_digits(series)
             return parse_numbers(series, rule)
         return series.astype("float64")
     if spec.kind == "boolean":
@@ -423,13 +424,6 @@ def typed_column(series: pd.Series, spec: ColumnSpec) -> pd.Series:
     if spec.kind in ("categorical", "text", "identifier", "constant"):
         return clean_text(series) if not pd.api.types.is_numeric_dtype(series) else series
     return series
-
-
-def _rule_of_digits(series: pd.Series) -> NumberRule:
-    """The number rule followed by the cells that hold digits; plain numbers when there is none."""
-    text = clean_text(series)
-    with_digits = text[text.str.contains(r"\d", regex=True).fillna(False).astype(bool)]
-    return infer_number_rule(with_digits) or NumberRule(thousands="")
 
 
 def profile_table(frame: pd.DataFrame, target: str | None = None, *, source: str | None = None) -> TableProfile:

@@ -163,6 +163,17 @@ def infer_number_rule(text: pd.Series) -> NumberRule | None:
     return rule
 
 
+def rule_of_digits(values: pd.Series) -> NumberRule:
+    """The number rule followed by the cells that hold digits; plain numbers when there is none.
+
+    How text in a column trained on clean numbers is read at prediction time: "1,639.3" from a
+    spreadsheet is a number, not a missing value.
+    """
+    text = clean_text(values)
+    with_digits = text[text.str.contains(r"\d", regex=True).fillna(False).astype(bool)]
+    return infer_number_rule(with_digits) or NumberRule(thousands="")
+
+
 def _to_float(numbers: pd.Series, rule: NumberRule) -> pd.Series:
     cleaned = numbers.str.replace(r"[\s']", "", regex=True)
     if rule.thousands:

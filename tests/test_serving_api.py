@@ -140,6 +140,18 @@ def test_one_row_gets_the_pipelines_prediction_with_version_and_request_id(api, 
     assert body["ignored_columns"] == ["loan_id", "rate", "approved", "grade"]
 
 
+def test_a_spreadsheet_number_in_a_clean_number_column_is_read_not_refused(api):
+    row = rows(1)[0]
+    answers = []
+    for ratio in (1639.3, "1,639.3", "1.639,3"):
+        answer = call(api, "POST", "/api/v1/predict/loans@1.0.0", {"inputs": {**row, "ratio": ratio}})
+        assert answer.status == 200, answer.json()
+        answers.append(answer.json()["predictions"][0])
+    assert answers[1] == answers[0] == answers[2]
+    refused = call(api, "POST", "/api/v1/predict/loans@1.0.0", {"inputs": {**row, "ratio": "about 1e5"}})
+    assert refused.status == 422 and "'about 1e5' is not a number" in refused.json()["error"]["message"]
+
+
 def test_classifiers_answer_probabilities_keyed_by_class_name(api, home):
     raw = rows(4)
     body = call(api, "POST", "/api/v1/predict/approval", {"dataframe_records": raw[:1]}).json()

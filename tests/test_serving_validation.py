@@ -125,7 +125,7 @@ def test_numbers_are_read_from_numbers_text_and_missing_words(value, expected):
         ([1], "wrong_type"),
         ({"a": 1}, "wrong_type"),
         ("abc", "unparsable"),
-        ("1,5", "unparsable"),
+        ("1,5 kg 3", "unparsable"),
         (float("inf"), "unparsable"),
         ("inf", "unparsable"),
         ("1_000", "unparsable"),
@@ -139,7 +139,9 @@ def test_values_that_are_not_numbers_are_refused(value, code):
     assert caught.value.code == code
 
 
-def test_text_in_a_column_of_clean_numbers_is_read_like_the_cleaner_reads_it():
+def test_text_in_a_column_of_clean_numbers_is_read_like_a_one_row_file():
+    # A JSON value is read by the rule its own digits follow, as `automl predict` reads a file of
+    # that one row: a spreadsheet's "1,639.3" is a number, not a refusal.
     from automl_core.intake import ColumnSpec, typed_column
 
     texts = [
@@ -158,8 +160,13 @@ def test_text_in_a_column_of_clean_numbers_is_read_like_the_cleaner_reads_it():
         "abc",
         "n/a",
         " 8 ",
+        "1,639.3",
+        "1.639,3",
+        "2,5",
+        "€1.234,50",
     ]
-    want = typed_column(pd.Series(texts, dtype=object), ColumnSpec("x", "numeric")).to_numpy()
+    want = [typed_column(pd.Series([t], dtype=object), ColumnSpec("x", "numeric")).iloc[0] for t in texts]
+    assert want[texts.index("1,639.3")] == 1639.3 and want[texts.index("2,5")] == 2.5
     for text, expected in zip(texts, want, strict=True):
         try:
             got = read_number(text, None)

@@ -144,7 +144,8 @@ def _scalar_number(text: str, rule) -> float:
     if rule is None:
         if _PLAIN_DECIMAL.match(text):  # what the plain rule gives for these, without the regex work
             return float(text)
-        rule = PLAIN_RULE
+        number = _scalar_number(text, PLAIN_RULE)
+        return number if number == number else _number_by_its_own_rule(text)
     if not _SIMPLE_TEXT.match(text):
         from automl_core.parsing import parse_number_value
 
@@ -174,6 +175,20 @@ def _scalar_number(text: str, rule) -> float:
     if (parts.group("cmp") or "").startswith("<"):
         number = number - 0.5 if number >= 1 else number / 2
     return number
+
+
+@lru_cache(maxsize=1024)
+def _number_by_its_own_rule(text: str) -> float:
+    """Text the plain rule cannot read ("1,639.3", "2,5"), in a column trained on clean numbers, read
+    by the rule its own digits follow: what a prediction file of this one row gives."""
+    if not any(ch.isdigit() for ch in text):
+        return math.nan
+    import pandas as pd
+
+    from automl_core.parsing import parse_numbers, rule_of_digits
+
+    cell = pd.Series([text], dtype=object)
+    return float(parse_numbers(cell, rule_of_digits(cell)).iloc[0])
 
 
 def read_number(value: Any, rule) -> float:
