@@ -184,7 +184,7 @@ def test_train_page_starts_a_background_job_that_the_jobs_page_follows(own_home)
     job_id = at.session_state["job_id"]
     assert job_id
     store = Store(own_home)
-    deadline = time.monotonic() + 30
+    deadline = time.monotonic() + 180
     while store.jobs.get(job_id).active and time.monotonic() < deadline:
         time.sleep(0.2)
     job = store.jobs.get(job_id)
@@ -238,10 +238,12 @@ def test_leaderboard_page_shows_the_board_the_trade_off_and_a_significance_test(
     assert not at.exception
 
 
-def test_leaderboard_page_ranks_revalidated_finalists_and_says_which_pairs_compare(own_home):
+def test_leaderboard_page_ranks_revalidated_finalists_and_says_which_pairs_compare(own_home, monkeypatch):
     from automl_core.training import TrainRequest, run_training
     from store import Store
 
+    # Most of the budget may go to re-validation, so that it happens however loaded the machine is.
+    monkeypatch.setattr("automl_core.revalidation.BUDGET_SHARE", 0.6)
     version = run_training(Store(own_home), TrainRequest(
         data=str(TITANIC), target="survived", time_budget=8, include=("lightgbm", "linear"), cv=3,
     )).version
@@ -411,7 +413,7 @@ def test_registry_page_promotes_retrains_runs_an_ab_test_and_shows_how_to_serve(
     at.file_uploader(key="retrain_upload").set_value(newer).run()
     at.button(key="retrain").click().run()
     assert "becomes a child of titanic@1.0.0" in texts(at.success)
-    job_id, deadline = at.session_state["job_id"], time.monotonic() + 60
+    job_id, deadline = at.session_state["job_id"], time.monotonic() + 180
     while store.jobs.get(job_id).active and time.monotonic() < deadline:
         time.sleep(0.2)
     assert store.jobs.get(job_id).result["ref"] == "titanic@1.1.0", store.jobs.get(job_id).error

@@ -189,7 +189,7 @@ def test_analyst_uploads_trains_compares_and_predicts_in_one_session(request, tm
     open_page("Model")
     expect(page.get_by_text("titanic@1.0.0").first).to_be_visible()
     page.get_by_role("tab", name="Importance & SHAP").click()
-    expect(page.get_by_text("SHAP summary")).to_be_visible()
+    expect(page.get_by_text("SHAP summary")).to_be_visible(timeout=60_000)  # model-agnostic SHAP can take a while
     page.get_by_role("tab", name="Charts").click()
     expect(page.get_by_text("Confusion matrix")).to_be_visible()
     shot("model")

@@ -46,7 +46,7 @@ def test_train_prints_the_json_contract_last(trained_titanic):
     assert 0.7 < summary["cv_score"] <= 1.0
     assert summary["best"]
     assert {"model", "score", "fit_time"} <= set(summary["leaderboard"][0])
-    assert summary["seconds"] < 8 * 1.25 + 3
+    assert summary["seconds"] < 8 * 2 + 4  # room for a loaded machine; the benchmarks measure the overrun
     assert "%" in result.stderr  # progress bar on stderr
 
 

@@ -78,9 +78,9 @@ def test_a_new_input_schema_is_a_new_major_version(store, tmp_path):
 
 def test_five_jobs_submitted_at_once_all_finish(store):
     manager = JobManager(store, max_workers=2)
-    ids = [manager.submit(small_request(time_budget=3, name=f"t{i}", include=("linear",))) for i in range(5)]
+    ids = [manager.submit(small_request(time_budget=4, name=f"t{i}", include=("linear",))) for i in range(5)]
     for job_id in ids:
-        manager.wait(job_id, timeout=120)
+        manager.wait(job_id, timeout=180)
     statuses = [store.jobs.get(j).status for j in ids]
     assert statuses == ["succeeded"] * 5
     assert {store.jobs.get(j).result["ref"] for j in ids} == {f"t{i}@1.0.0" for i in range(5)}
@@ -100,7 +100,11 @@ def test_importance_is_computed_after_a_job_and_cached_for_every_process(store):
     by_column = {row["column"]: row for row in importance}
     assert by_column["sex"]["permutation_mean"] > 0  # sex matters on titanic
     shap = store.registry.get_document(ref, "shap_summary")
-    assert shap["method"] == "linear" and shap["n_rows"] == 500
+    # One linear pipeline gets the exact linear explainer; an ensemble of them the model-agnostic one.
+    if store.registry.get(ref).lineage["chosen_model"].startswith("ensemble"):
+        assert shap["method"] in ("exact", "permutation") and shap["n_rows"] > 0
+    else:
+        assert shap["method"] == "linear" and shap["n_rows"] == 500
     assert set(shap["importance"]["column"]) == columns
 
 
@@ -136,11 +140,11 @@ def test_progress_and_leaderboard_are_readable_from_another_store_handle(store):
 def test_a_failing_job_is_recorded_and_the_host_goes_on(store):
     manager = JobManager(store, max_workers=1)
     bad = manager.submit(small_request(target="survive"))
-    assert manager.wait(bad, timeout=60) is None
+    assert manager.wait(bad, timeout=180) is None
     job = store.jobs.get(bad)
     assert job.status == "failed" and "Did you mean 'survived'" in job.error
     good = manager.submit(small_request(time_budget=3, include=("linear",)))
-    assert manager.wait(good, timeout=60)["ref"] == "titanic@1.0.0"
+    assert manager.wait(good, timeout=180)["ref"] == "titanic@1.0.0"
     manager.shutdown()
 
 

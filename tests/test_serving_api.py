@@ -493,7 +493,7 @@ def test_training_from_an_allowed_path_or_an_upload_runs_as_a_job(api, home):
     )
     assert upload.status == 202
     for job_id in (started.json()["job_id"], upload.json()["job_id"]):
-        deadline = time.monotonic() + 60
+        deadline = time.monotonic() + 180
         while True:
             job = call(api, "GET", f"/api/v1/models/jobs/{job_id}").json()
             if job["status"] not in ("queued", "running") or time.monotonic() > deadline:

@@ -183,7 +183,7 @@ def test_a_lock_held_by_another_process_is_waited_for_and_reported_as_busy_only_
     path = tmp_path / "automl.duckdb"
     Database(path).applied_migrations()
     holder = subprocess.Popen(
-        [sys.executable, "-c", holder_code, str(path), "1.2"],
+        [sys.executable, "-c", holder_code, str(path), "2.5"],
         stdout=subprocess.PIPE,
         text=True,
         env={**os.environ, "PYTHONPATH": str(REPO)},
