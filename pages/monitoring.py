@@ -16,10 +16,13 @@ if not summaries:
     ui.no_models_guard()
 names = [m.name for m in summaries]
 current = (st.session_state.model_ref or "").partition("@")[0]
-left, middle, right, refresh = st.columns([3, 2, 2, 1], vertical_alignment="bottom")
+left, window_box, middle, right, refresh = st.columns([3, 2, 2, 2, 1], vertical_alignment="bottom")
 name = left.selectbox(
     "Model", names, index=names.index(current) if current in names else 0, key="monitor_model"
 )
+WINDOWS = {"24 hours": 86400.0, "7 days": 7 * 86400.0, "30 days": 30 * 86400.0, "90 days": 90 * 86400.0,
+           "all": None}
+window = window_box.selectbox("Last", list(WINDOWS), index=1, key="monitor_window")
 BUCKETS = {"1min": "1 minute", "5min": "5 minutes", "15min": "15 minutes", "1h": "1 hour", "1d": "1 day"}
 bucket = middle.selectbox(
     "Time bucket", list(BUCKETS), index=3, format_func=BUCKETS.get, key="monitor_bucket"
@@ -41,7 +44,7 @@ if summary.deployment is not None:
 @st.fragment(run_every=10 if live else None)
 def overview() -> None:
     try:
-        data = ui.monitoring_overview(ui.home(), name, bucket)
+        data = ui.monitoring_overview(ui.home(), name, bucket, WINDOWS[window])
     except ui.USER_ERRORS as exc:
         st.error(str(exc))
         return
@@ -49,8 +52,8 @@ def overview() -> None:
         st.caption(note)
     if data.traffic.empty:
         st.info(
-            f"No predictions logged for {name} yet. Start the server (see Registry & deploy → Serve) and "
-            "send it requests; they appear here."
+            f"No predictions logged for {name}{'' if window == 'all' else f' in the last {window}'}. Start the "
+            "server (see Registry & deploy → Serve) and send it requests; they appear here."
         )
         return
     proposal = data.proposal

@@ -434,8 +434,12 @@ def prediction_service():
 
 
 @st.cache_data(ttl=10, show_spinner="Reading the prediction logs…", max_entries=16)
-def monitoring_overview(home: str, name: str, bucket: str):
-    """Traffic, drift, accuracy and the promotion proposal of a model (recomputed at most every 10 s)."""
+def monitoring_overview(home: str, name: str, bucket: str, window_seconds: float | None = None):
+    """Traffic, drift, accuracy and the promotion proposal of a model over the last `window_seconds`
+    (all of the logs when None), recomputed at most every 10 s."""
+    import time
+
     from automl_core.monitoring import monitoring_overview as overview
 
-    return overview(_store(home), name, bucket=bucket)
+    since = None if window_seconds is None else time.time() - window_seconds
+    return overview(_store(home), name, bucket=bucket, since=since)

@@ -74,6 +74,7 @@ _EMPTY_DTYPES = {
     "latency_p95": "float64",
     "latency_p99": "float64",
     "requests": "int64",
+    "rows": "int64",
     "labelled": "int64",
     "accuracy": "float64",
     "mae": "float64",
@@ -306,6 +307,42 @@ class Monitoring:
         import pandas as pd
 
         return pd.DataFrame.from_records([json.loads(value) for value in frame["inputs"]])
+
+    def inputs_per_bucket(
+        self,
+        model: str,
+        *,
+        bucket: str | float = "1h",
+        version: str | None = None,
+        since: dt.datetime | float | None = None,
+        until: dt.datetime | float | None = None,
+        per_bucket: int = 2000,
+        include_shadow: bool = False,
+    ) -> pd.DataFrame:
+        """Per time bucket and version: how many rows arrived (`rows`) and at most `per_bucket` of
+        their inputs (JSON text), one row each.
+
+        The sample is chosen by a hash of the request id, so it is the same at every refresh and
+        spread over the whole bucket. Drift is measured on it: months of logs stay a few thousand
+        rows per bucket in memory. Shadow records repeat the champion's inputs and are left out.
+        """
+        if not isinstance(per_bucket, int) or isinstance(per_bucket, bool) or per_bucket < 1:
+            raise InvalidRequest(f"per_bucket must be a positive whole number, got {per_bucket!r}")
+        files = _files(self.predictions_dir)
+        if not files:
+            return _empty(["bucket", "version", "rows", "inputs"])
+        seconds = bucket_seconds(bucket)
+        frame = _query(
+            f"WITH p AS ({_PREDICTION_SOURCE}), q AS (SELECT floor(ts / ?) * ? AS bucket, version, inputs, "
+            f"request_id FROM p WHERE {_FILTER} AND (? OR variant <> 'shadow')), b AS (SELECT bucket, version, "
+            "inputs, count(*) OVER w AS rows, row_number() OVER (w ORDER BY hash(request_id), request_id) AS pick "
+            "FROM q WINDOW w AS (PARTITION BY bucket, version)) "
+            "SELECT bucket, version, rows, inputs FROM b WHERE pick <= ? ORDER BY bucket, version, pick",
+            [files, seconds, seconds, *_filter_params(model, version, since, until), include_shadow, per_bucket],
+        )
+        frame["bucket"] = _to_datetime(frame["bucket"])
+        frame["rows"] = frame["rows"].astype("int64")
+        return frame[["bucket", "version", "rows", "inputs"]]
 
     def traffic(
         self,

@@ -471,7 +471,15 @@ def test_monitoring_page_shows_traffic_once_predictions_are_logged(titanic_home)
             latency_ms=1.5,
             ts=now - i,
         )
+    for i in range(5):  # ten days ago: outside the default window of a week
+        logger.log(request_id=f"old{i}", model="titanic", version="1.0.0", variant="champion",
+                   inputs={"pclass": "1st", "sex": "female", "age": 40, "sibsp": 0, "parch": 0},
+                   outputs={"prediction": "survived"}, latency_ms=2.0, ts=now - 10 * 86400 - i)
     logger.close()
     at.button(key="monitor_refresh").click().run()
     assert not at.exception
     assert "30" in texts(at.metric)
+    at.selectbox(key="monitor_window").set_value("all").run()
+    assert "35" in texts(at.metric)
+    at.selectbox(key="monitor_bucket").set_value("1min").run()
+    assert not at.exception and "shown in 1h buckets" in texts(at.caption)

@@ -99,3 +99,42 @@ def test_whole_number_classes_match_however_the_feedback_writes_them():
     labelled = pd.DataFrame({"prediction": [1, 0, "1", "yes", 2, None],
                              "actual": [1.0, "0", 1, "yes", 3.0, "no"]})
     assert _hits(labelled).tolist() == [1.0, 1.0, 1.0, 1.0, 0.0, 0.0]
+
+
+def test_a_window_keeps_old_traffic_out_and_drift_is_measured_on_a_sample(tmp_path):
+    from automl_core.monitoring import drift_over_time
+    from store import Store
+
+    store = Store(tmp_path / "h")
+    base = dict(data=str(dataset_path("titanic", "train")), target="survived", time_budget=3, cv=3, name="t",
+                include=("linear",))
+    version = run_training(store, TrainRequest(**base)).version
+    test = pd.read_csv(dataset_path("titanic", "test"))
+    truth = test.pop("survived").tolist()
+    now = time.time()
+    _log(store, test.iloc[:100], version, "champion", truth[:100], truth[:100], ts=now - 20 * 86400)
+    _log(store, test.iloc[100:160].assign(age=80.0), version, "champion", truth[100:160], ts=now)
+    recent = monitoring_overview(store, "t", bucket="1d", since=now - 7 * 86400)
+    assert recent.traffic["requests"].sum() == 60 and recent.performance.empty
+    assert set(recent.drift["rows"]) == {60} and recent.drift_latest.set_index("column").loc["age", "level"] == "major"
+    everything = monitoring_overview(store, "t", bucket="1d")
+    assert everything.traffic["requests"].sum() == 160 and everything.performance["labelled"].sum() == 100
+    assert len(everything.drift["bucket"].unique()) == 2
+    sampled = drift_over_time(store, "t", bucket="1d", sample_rows=25)
+    assert set(sampled["rows"]) == {100, 60}  # every request counted, 25 of each bucket measured
+    old_age = sampled[(sampled["rows"] == 100) & (sampled["column"] == "age")]["psi"].iloc[0]
+    assert old_age < sampled[(sampled["rows"] == 60) & (sampled["column"] == "age")]["psi"].iloc[0]
+    fine = monitoring_overview(store, "t", bucket="1min")  # 20 days of minutes: far too many points
+    assert fine.bucket == "1h" and any("shown in 1h buckets" in note for note in fine.notes)
+
+
+def test_buckets_are_coarsened_only_when_the_window_needs_it():
+    from automl_core.monitoring import MAX_BUCKETS, readable_bucket
+
+    day = 86400.0
+    assert readable_bucket("1h", 0.0, 30 * day, None) == "1h"  # 720 hours fit
+    assert readable_bucket("1h", 0.0, 90 * day, None) == "6h"
+    assert readable_bucket("1min", None, 10 * day, 0.0) == "1h"  # from the first request
+    assert readable_bucket("1d", 0.0, 5000 * day, None) == "7d"  # the coarsest step, even if still many
+    assert readable_bucket("5min", None, None, None) == "5min"  # no traffic: nothing to coarsen
+    assert 30 * 24 <= MAX_BUCKETS

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 import time
 
 import pandas as pd
@@ -160,6 +161,28 @@ def test_inputs_return_one_column_per_feature_newest_rows_last(store):
     inputs = store.monitoring.inputs("churn", version="1.0.0")
     assert list(inputs.columns) == ["age", "plan"] and list(inputs.age) == [10, 20, 30, 40, 50, 60]
     assert list(store.monitoring.inputs("churn", limit=2).age) == [50, 60]
+
+
+def test_inputs_per_bucket_count_every_row_and_keep_a_stable_sample(store):
+    log_traffic(store)
+    with store.monitoring.prediction_logger() as shadow:
+        shadow.log(request_id="s0", model="churn", version="1.1.0", variant="shadow", inputs={"age": 99},
+                   outputs={"prediction": 1}, latency_ms=1.0, ts=T0 + 1)
+    frame = store.monitoring.inputs_per_bucket("churn", bucket="1h")
+    counts = frame.groupby(["bucket", "version"])["rows"].agg(["first", "size"])
+    assert counts["first"].tolist() == [4, 2, 2] and counts["size"].tolist() == [4, 2, 2]  # shadow left out
+    assert sorted(json.loads(v)["age"] for v in frame["inputs"]) == [5, 7, 10, 20, 30, 40, 50, 60]
+    sample = store.monitoring.inputs_per_bucket("churn", bucket="1h", per_bucket=2)
+    assert sample.groupby(["bucket", "version"]).size().tolist() == [2, 2, 2]
+    assert sample["rows"].tolist() == frame.drop_duplicates(["bucket", "version"])["rows"].repeat(2).tolist()
+    again = store.monitoring.inputs_per_bucket("churn", bucket="1h", per_bucket=2)
+    assert again["inputs"].tolist() == sample["inputs"].tolist()  # the same sample at every refresh
+    with_shadow = store.monitoring.inputs_per_bucket("churn", bucket="1h", include_shadow=True)
+    assert with_shadow["rows"].max() == 4 and len(with_shadow) == 9
+    assert store.monitoring.inputs_per_bucket("churn", since=T0 + HOUR)["rows"].tolist() == [2, 2]
+    assert list(store.monitoring.inputs_per_bucket("nobody")) == ["bucket", "version", "rows", "inputs"]
+    with pytest.raises(InvalidRequest, match="per_bucket must be a positive whole number"):
+        store.monitoring.inputs_per_bucket("churn", per_bucket=0)
 
 
 def test_feedback_joins_predictions_for_accuracy_over_time(store):
