@@ -1,4 +1,5 @@
-"""`automl models ...` and `automl jobs`: the registry and the jobs from the command line."""
+"""`automl models ...`, `automl jobs` and `automl logs prune`: the registry, the jobs and the
+monitoring logs from the command line."""
 
 from __future__ import annotations
 
@@ -156,6 +157,18 @@ def cmd_jobs(args) -> int:
     return 0
 
 
+def cmd_logs(args) -> int:
+    report = _store().monitoring.prune(args.older_than, dry_run=args.dry_run)
+    if args.json:
+        _json({"files": report.files, "records": report.records, "bytes": report.bytes,
+               "kept_files": report.kept_files, "dry_run": report.dry_run})
+        return 0
+    verb = "would delete" if report.dry_run else "deleted"
+    print(f"{verb} {report.files} log file(s): {report.records:,} records, {report.bytes / 1e6:,.1f} MB older than "
+          f"{args.older_than}; {report.kept_files} file(s) kept")
+    return 0
+
+
 def add_parsers(sub) -> None:
     models = sub.add_parser("models", help="list, show, promote, export, import, reproduce or retrain models")
     models.set_defaults(func=cmd_models, action="list", json=False)
@@ -194,6 +207,14 @@ def add_parsers(sub) -> None:
     jobs.add_argument("--json", action="store_true")
     jobs.add_argument("--limit", type=int, default=50)
     jobs.set_defaults(func=cmd_jobs)
+
+    logs = sub.add_parser("logs", help="the prediction and feedback logs that monitoring reads")
+    actions = logs.add_subparsers(dest="action", required=True)
+    prune = actions.add_parser("prune", help="delete log files whose every record is older than a duration")
+    prune.add_argument("--older-than", required=True, help="a duration such as 90d or 12w (at least 1d)")
+    prune.add_argument("--dry-run", action="store_true", help="only count what would be deleted")
+    prune.add_argument("--json", action="store_true")
+    prune.set_defaults(func=cmd_logs)
 
 
 def store_error_types() -> tuple:

@@ -10,6 +10,7 @@ is significantly better on labelled traffic.
 from __future__ import annotations
 
 import json
+import math
 import time
 from dataclasses import dataclass, field
 
@@ -190,7 +191,8 @@ def readable_bucket(bucket: str, since: float | None, until: float | None, first
     for step in BUCKET_LADDER:
         if bucket_seconds(step) >= bucket_seconds(bucket) and span / bucket_seconds(step) <= MAX_BUCKETS:
             return step
-    return BUCKET_LADDER[-1]
+    coarsest = BUCKET_LADDER[-1]
+    return bucket if bucket_seconds(bucket) > bucket_seconds(coarsest) else coarsest
 
 
 def monitoring_overview(
@@ -207,14 +209,19 @@ def monitoring_overview(
     except Exception:  # noqa: BLE001 - a model deleted while its logs remain still shows its traffic
         task = None
         notes.append(f"'{name}' is not in the registry any more")
-    window = dict(since=since, until=until)
-    traffic = store.monitoring.traffic(name, bucket=bucket, **window)
-    first = traffic["bucket"].min().timestamp() if not traffic.empty else None
+    if since is None:
+        coarsest = store.monitoring.traffic(name, bucket=BUCKET_LADDER[-1], until=until)
+        first = coarsest["bucket"].min().timestamp() if not coarsest.empty else None
+    else:
+        first = since
     shown = readable_bucket(bucket, since, until, first)
     if shown != bucket:
         notes.append(f"{bucket} buckets over this window would be more than {MAX_BUCKETS} points: "
                      f"shown in {shown} buckets")
-        traffic = store.monitoring.traffic(name, bucket=shown, **window)
+    if since is not None:  # whole buckets only: a cut first bucket would look like a dip in traffic
+        since = math.floor(since / bucket_seconds(shown)) * bucket_seconds(shown)
+    window = dict(since=since, until=until)
+    traffic = store.monitoring.traffic(name, bucket=shown, **window)
     drift = drift_over_time(store, name, bucket=shown, **window)
     if drift.empty:
         latest = drift

@@ -16,7 +16,7 @@ if not summaries:
     ui.no_models_guard()
 names = [m.name for m in summaries]
 current = (st.session_state.model_ref or "").partition("@")[0]
-left, window_box, middle, right, refresh = st.columns([3, 2, 2, 2, 1], vertical_alignment="bottom")
+left, window_box, middle, right, refresh = st.columns([2.6, 1.6, 1.6, 1.8, 1.4], vertical_alignment="bottom")
 name = left.selectbox(
     "Model", names, index=names.index(current) if current in names else 0, key="monitor_model"
 )

@@ -25,6 +25,7 @@ import threading
 import time
 import uuid
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -90,8 +91,23 @@ _FEEDBACK_SOURCE = (
     "actual: 'JSON'}) WHERE request_id IS NOT NULL GROUP BY request_id"
 )
 _FILTER = "(? IS NULL OR model = ?) AND (? IS NULL OR version = ?) AND ts >= ? AND ts < ?"
+# Each writer starts a new file every day or 64 MB, so that old logs can be deleted a whole file at
+# a time (`Monitoring.prune`) while the live file keeps growing.
+ROTATE_SECONDS = 86400.0
+ROTATE_BYTES = 64 * 1024 * 1024
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|sec|min|m|h|d|w)\s*$")
 _DURATION_SECONDS = {"s": 1, "sec": 1, "min": 60, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+
+
+@dataclass(frozen=True)
+class PruneReport:
+    """What `Monitoring.prune` deleted (or, in a dry run, would delete)."""
+
+    files: int
+    records: int
+    bytes: int
+    kept_files: int
+    dry_run: bool = False
 
 
 class BufferedJsonlWriter:
@@ -101,9 +117,19 @@ class BufferedJsonlWriter:
     soon as `max_buffer` records wait. `close()` (also run at exit) flushes what is left.
     """
 
-    def __init__(self, directory: str | Path, *, flush_interval: float = 1.0, max_buffer: int = 1000):
+    def __init__(
+        self,
+        directory: str | Path,
+        *,
+        flush_interval: float = 1.0,
+        max_buffer: int = 1000,
+        rotate_seconds: float = ROTATE_SECONDS,
+        rotate_bytes: int = ROTATE_BYTES,
+    ):
         self.directory = Path(directory)
-        self.path = self.directory / f"{os.getpid()}-{int(time.time() * 1000)}-{uuid.uuid4().hex[:8]}.jsonl"
+        self.rotate_seconds = rotate_seconds
+        self.rotate_bytes = rotate_bytes
+        self.path = self._new_path()
         self.flush_interval = flush_interval
         self.max_buffer = max_buffer
         self._buffer: list[Mapping[str, Any]] = []
@@ -132,12 +158,18 @@ class BufferedJsonlWriter:
                 batch, self._buffer = self._buffer, []
             if not batch:
                 return
+            if time.time() - self._opened >= self.rotate_seconds or self._bytes >= self.rotate_bytes:
+                self.path = self._new_path()  # a fresh file: old ones can be pruned whole
             try:
-                append_jsonl(self.path, batch)
+                self._bytes += append_jsonl(self.path, batch)
             except BaseException:
                 with self._buffer_lock:  # keep the records for the next attempt
                     self._buffer[:0] = batch
                 raise
+
+    def _new_path(self) -> Path:
+        self._opened, self._bytes = time.time(), 0
+        return self.directory / f"{os.getpid()}-{int(self._opened * 1000)}-{uuid.uuid4().hex[:8]}.jsonl"
 
     @property
     def pending(self) -> int:
@@ -259,6 +291,47 @@ class Monitoring:
             ).fetchone()
         return None if row is None else loads(row[0])
 
+    # -------------------------------------------------------------------------------- retention
+
+    def prune(self, older_than: str | float, *, dry_run: bool = False, now: float | None = None) -> PruneReport:
+        """Delete the log files (predictions and feedback) whose every record is older than
+        `older_than` ('90d', '12w', or seconds); with `dry_run`, only count them.
+
+        Whole files go, never single lines: writers start a new file every day, so a file stops
+        growing one day after it was opened, and a file written in the last day is always kept.
+        That leaves live writers untouched without any lock. At least a day must be kept.
+        """
+        keep = duration_seconds(older_than, what="older_than")
+        if keep < ROTATE_SECONDS:
+            raise InvalidRequest(f"older_than {older_than!r} is too short: keep at least one day ('1d') of logs")
+        now = time.time() if now is None else float(now)
+        # Two rotation periods: a writer that decided not to rotate just before a day was up may
+        # still be appending to a file that has not been touched for a day.
+        cutoff, quiet_since = now - keep, now - 2 * ROTATE_SECONDS
+        listed = _files(self.predictions_dir) + _files(self.feedback_dir)
+        files = [path for path in listed if _mtime(path) < quiet_since]
+        if not files:
+            return PruneReport(0, 0, 0, len(listed), dry_run)
+        newest = _query(
+            "SELECT filename, max(ts) AS newest, count(ts) AS records FROM read_json(?, format = "
+            "'newline_delimited', ignore_errors = true, filename = true, columns = {ts: 'DOUBLE'}) "
+            "GROUP BY filename",
+            [files],
+        )
+        removed = records = size = 0
+        for path, last, count in zip(newest["filename"], newest["newest"], newest["records"], strict=True):
+            file = Path(path)
+            if not last < cutoff:
+                continue
+            try:
+                file_size = file.stat().st_size
+            except FileNotFoundError:  # another prune got there first
+                continue
+            removed, records, size = removed + 1, records + int(count), size + file_size
+            if not dry_run:
+                file.unlink(missing_ok=True)
+        return PruneReport(removed, records, size, len(listed) - removed, dry_run)
+
     # ---------------------------------------------------------------------------------- queries
 
     def predictions(
@@ -334,8 +407,8 @@ class Monitoring:
         seconds = bucket_seconds(bucket)
         frame = _query(
             f"WITH p AS ({_PREDICTION_SOURCE}), q AS (SELECT floor(ts / ?) * ? AS bucket, version, inputs, "
-            f"request_id FROM p WHERE {_FILTER} AND (? OR variant <> 'shadow')), b AS (SELECT bucket, version, "
-            "inputs, count(*) OVER w AS rows, row_number() OVER (w ORDER BY hash(request_id), request_id) AS pick "
+            f"request_id, ts FROM p WHERE {_FILTER} AND (? OR variant IS DISTINCT FROM 'shadow')), b AS (SELECT bucket, version, "
+            "inputs, count(*) OVER w AS rows, row_number() OVER (w ORDER BY hash(request_id, ts), request_id, ts) AS pick "
             "FROM q WINDOW w AS (PARTITION BY bucket, version)) "
             "SELECT bucket, version, rows, inputs FROM b WHERE pick <= ? ORDER BY bucket, version, pick",
             [files, seconds, seconds, *_filter_params(model, version, since, until), include_shadow, per_bucket],
@@ -434,29 +507,63 @@ class Monitoring:
 
 def bucket_seconds(bucket: str | float) -> float:
     """A bucket width as seconds: a number of seconds, or text like '30s', '15min', '1h', '1d', '1w'."""
-    if isinstance(bucket, (int, float)) and not isinstance(bucket, bool):
-        seconds = float(bucket)
+    return duration_seconds(bucket, what="bucket")
+
+
+def duration_seconds(value: str | float, *, what: str = "duration") -> float:
+    """A duration as seconds: a number of seconds, or text like '30s', '15min', '1h', '90d', '1w'."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        seconds = float(value)
     else:
-        match = _DURATION.match(bucket) if isinstance(bucket, str) else None
+        match = _DURATION.match(value) if isinstance(value, str) else None
         if not match:
             raise InvalidRequest(
-                f"bucket {bucket!r} is invalid: expected seconds or text like '15min', '1h', '1d'"
+                f"{what} {value!r} is invalid: expected seconds or text like '15min', '1h', '1d'"
             )
         seconds = float(match.group(1)) * _DURATION_SECONDS[match.group(2)]
-    if seconds <= 0:
-        raise InvalidRequest(f"bucket {bucket!r} is invalid: expected a positive duration")
+    if not seconds > 0 or seconds == float("inf"):
+        raise InvalidRequest(f"{what} {value!r} is invalid: expected a positive duration")
     return seconds
 
 
 def _files(folder: Path) -> list[str]:
     if not folder.is_dir():
         return []
-    return sorted(str(path) for path in folder.glob("*.jsonl") if path.stat().st_size > 0)
+    return sorted(str(path) for path in folder.glob("*.jsonl") if _size(path) > 0)
+
+
+def _size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except FileNotFoundError:  # pruned between the listing and the look
+        return 0
+
+
+def _mtime(path: str) -> float:
+    try:
+        return os.stat(path).st_mtime
+    except FileNotFoundError:
+        return float("inf")
 
 
 def _query(sql: str, params: list[Any]) -> pd.DataFrame:
+    """Run a query over log files; if `prune` deleted some of them meanwhile, once more without them."""
     with duckdb.connect(":memory:") as connection:
-        return connection.execute(sql, params).df()
+        try:
+            return connection.execute(sql, params).df()
+        except duckdb.IOException:
+            present = [_existing(p) if _is_file_list(p) else p for p in params]
+            if present == params or any(_is_file_list(p) and not p for p in present):
+                raise
+            return connection.execute(sql, present).df()
+
+
+def _is_file_list(value: Any) -> bool:
+    return isinstance(value, list) and all(isinstance(v, str) and v.endswith(".jsonl") for v in value)
+
+
+def _existing(paths: list[str]) -> list[str]:
+    return [p for p in paths if os.path.exists(p)]
 
 
 def _filter_params(

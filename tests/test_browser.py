@@ -228,7 +228,7 @@ def test_analyst_uploads_trains_compares_and_predicts_in_one_session(request, tm
 
     # 11. Monitoring: nothing served yet, and the page says so; then traffic as a server logs it.
     open_page("Monitoring")
-    expect(page.get_by_text("No predictions logged for titanic yet")).to_be_visible()
+    expect(page.get_by_text("No predictions logged for titanic in the last 7 days")).to_be_visible()
     log_traffic(tmp_path / "home", "titanic", TITANIC_TEST)
     page.locator(".st-key-monitor_refresh button").click()
     expect(page.get_by_test_id("stMetricValue").first).to_have_text("328")

@@ -137,4 +137,5 @@ def test_buckets_are_coarsened_only_when_the_window_needs_it():
     assert readable_bucket("1min", None, 10 * day, 0.0) == "1h"  # from the first request
     assert readable_bucket("1d", 0.0, 5000 * day, None) == "7d"  # the coarsest step, even if still many
     assert readable_bucket("5min", None, None, None) == "5min"  # no traffic: nothing to coarsen
+    assert readable_bucket("30d", 0.0, 5000 * day, None) == "30d"  # never finer than asked
     assert 30 * 24 <= MAX_BUCKETS

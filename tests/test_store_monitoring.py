@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import os
 import time
 
 import pandas as pd
@@ -250,3 +251,84 @@ def test_an_unknown_variant_is_refused_where_it_is_logged(store):
                 outputs={},
                 latency_ms=1,
             )
+
+
+def test_writers_start_a_new_file_every_day_or_when_one_is_large(store):
+    sized = store.monitoring.prediction_logger(flush_interval=60)
+    sized.rotate_bytes = 1  # any write fills the file
+    for i in range(3):
+        sized.log(request_id=f"a{i}", model="m", version="1.0.0", variant="champion", inputs={}, outputs={},
+                  latency_ms=1.0)
+        sized.flush()
+    sized.close()
+    timed = store.monitoring.feedback_logger(flush_interval=60)
+    timed.log(request_id="a0", actual=1)
+    timed.flush()
+    first = timed.path
+    timed._opened -= 86400  # as if the file were opened a day ago
+    timed.log(request_id="a1", actual=0)
+    timed.flush()
+    timed.close()
+    assert len(list(store.monitoring.predictions_dir.glob("*.jsonl"))) == 3
+    assert timed.path != first and len(list(store.monitoring.feedback_dir.glob("*.jsonl"))) == 2
+    assert list(store.monitoring.predictions("m").request_id) == ["a0", "a1", "a2"]
+
+
+def _old_file(folder, name: str, records: list[dict], mtime: float):
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / name
+    path.write_text("".join(json.dumps(r) + "\n" for r in records))
+    os.utime(path, (mtime, mtime))
+    return path
+
+
+def test_prune_deletes_whole_files_older_than_the_window_and_keeps_live_ones(store):
+    now = T0 + 400 * 86400
+    day = 86400.0
+    preds, feedback = store.monitoring.predictions_dir, store.monitoring.feedback_dir
+    record = dict(model="m", version="1.0.0", variant="champion", inputs={}, outputs={}, latency_ms=1.0)
+    old = _old_file(preds, "1-old.jsonl", [dict(record, request_id=f"o{i}", ts=now - 200 * day + i)
+                                           for i in range(3)], now - 199 * day)
+    mixed = _old_file(preds, "2-mixed.jsonl", [dict(record, request_id="m0", ts=now - 200 * day),
+                                               dict(record, request_id="m1", ts=now - 10 * day)], now - 10 * day)
+    # Old records, but written in the last day (a back-fill): a live writer's file is never touched.
+    live = _old_file(preds, "3-live.jsonl", [dict(record, request_id="l0", ts=now - 300 * day)], now - 60)
+    answers = _old_file(feedback, "1-old.jsonl", [{"request_id": "o0", "ts": now - 150 * day, "actual": 1}],
+                        now - 150 * day)
+    dry = store.monitoring.prune("90d", dry_run=True, now=now)
+    assert (dry.files, dry.records, dry.kept_files, dry.dry_run) == (2, 4, 2, True) and old.exists()
+    report = store.monitoring.prune("90d", now=now)
+    assert (report.files, report.records, report.kept_files) == (2, 4, 2)
+    assert report.bytes > 0 and not old.exists() and not answers.exists() and mixed.exists() and live.exists()
+    assert store.monitoring.prune("12w", now=now).files == 0
+    for bad, message in (("12h", "keep at least one day"), ("soon", "expected seconds or text"),
+                         (-5, "positive duration")):
+        with pytest.raises(InvalidRequest, match=message):
+            store.monitoring.prune(bad, now=now)
+    assert store.monitoring.prune(90 * day, now=now).files == 0
+
+
+def test_a_query_goes_on_when_a_log_file_is_pruned_under_it(store, monkeypatch):
+    import store.monitoring as monitoring
+
+    log_traffic(store)
+    listed = monitoring._files(store.monitoring.predictions_dir)
+    monkeypatch.setattr(monitoring, "_files", lambda folder: [*listed, str(folder / "gone.jsonl")])
+    assert len(store.monitoring.predictions("churn")) == 8
+
+
+def test_logs_prune_on_the_command_line(store, monkeypatch, capsys):
+    from automl_core.cli import main
+
+    monkeypatch.setenv("AUTOML_HOME", str(store.root))
+    log_traffic(store)
+    for path in store.monitoring.predictions_dir.glob("*.jsonl"):
+        os.utime(path, (T0 + 2 * 86400, T0 + 2 * 86400))
+    assert main(["logs", "prune", "--older-than", "1d", "--dry-run"]) == 0
+    assert "would delete 1 log file(s): 9 records" in capsys.readouterr().out
+    assert main(["logs", "prune", "--older-than", "1d", "--json"]) == 0
+    answer = json.loads(capsys.readouterr().out)
+    assert answer["files"] == 1 and answer["records"] == 9 and not answer["dry_run"]
+    assert store.monitoring.predictions("churn").empty
+    assert main(["logs", "prune", "--older-than", "1h"]) == 1
+    assert "keep at least one day" in capsys.readouterr().err
