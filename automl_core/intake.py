@@ -292,9 +292,14 @@ def _read_csv_bytes(raw: bytes, label: str) -> pd.DataFrame:
 
 
 def _frame_fingerprint(frame: pd.DataFrame) -> str:
-    hashed = pd.util.hash_pandas_object(frame.astype("string"), index=False).to_numpy()
+    """SHA-256 over the row hashes of the frame's values, its column names and dtypes. Values are
+    hashed as they are (turning a million numbers into text first took 25 s for 23 columns)."""
+    try:
+        hashed = pd.util.hash_pandas_object(frame, index=False).to_numpy()
+    except TypeError:  # unhashable cells (lists, dicts): hash their text
+        hashed = pd.util.hash_pandas_object(frame.astype("string"), index=False).to_numpy()
     digest = hashlib.sha256(hashed.tobytes())
-    digest.update("|".join(map(str, frame.columns)).encode())
+    digest.update("|".join(f"{name}:{dtype}" for name, dtype in frame.dtypes.items()).encode())
     return digest.hexdigest()
 
 
@@ -426,6 +431,17 @@ def typed_column(series: pd.Series, spec: ColumnSpec) -> pd.Series:
     return series
 
 
+def _first_distinct_texts(series: pd.Series, count: int) -> list[str]:
+    """The first `count` distinct values as text, in order of appearance. Values are made text only
+    after the distinct ones are found: turning a million numbers into strings took 0.9 s a column."""
+    present = series.dropna()
+    head = present.head(10_000)
+    if head.nunique() < count and len(present) > len(head):
+        head = present
+    texts = head.drop_duplicates().head(count * 2).astype(str).tolist()
+    return list(dict.fromkeys(texts))[:count]
+
+
 def profile_table(frame: pd.DataFrame, target: str | None = None, *, source: str | None = None) -> TableProfile:
     """Profile every column: kind, role, missing share, unique count, and the reason for each choice."""
     columns: list[ColumnProfile] = []
@@ -446,7 +462,7 @@ def profile_table(frame: pd.DataFrame, target: str | None = None, *, source: str
             role, reason = "excluded", _exclusion_reason(spec)
         if role == "feature" and missing > 0.99:
             role, reason = "excluded", f"{missing:.0%} missing: too few values to learn from"
-        examples = [str(v) for v in series.dropna().astype(str).unique()[:3]]
+        examples = _first_distinct_texts(series, 3)
         stats = _column_stats(typed, spec.kind)
         columns.append(
             ColumnProfile(

@@ -231,6 +231,23 @@ def test_dataframe_input_gets_a_stable_fingerprint():
     frame = pd.DataFrame({"a": [1, 2], "b": ["x", "y"]})
     assert read_table(frame).attrs["fingerprint"] == read_table(frame.copy()).attrs["fingerprint"]
     assert read_table(frame).attrs["fingerprint"] != read_table(frame.iloc[::-1]).attrs["fingerprint"]
+    assert read_table(frame).attrs["fingerprint"] != read_table(frame.astype({"a": "float64"})).attrs["fingerprint"]
+    odd = pd.DataFrame({"tags": [["x"], ["y", "z"]], "n": [1, 2]})  # unhashable cells are hashed as text
+    assert read_table(odd).attrs["fingerprint"] == read_table(odd.copy()).attrs["fingerprint"]
+
+
+def test_profile_examples_are_the_first_distinct_values_as_written():
+    frame = pd.DataFrame({
+        "x": [2.5, 2.5, None, 1.0, 7.0, 9.0],
+        "when": pd.to_datetime(["2021-01-02", "2021-01-02", "2021-03-04", None, "2021-05-06", "2021-07-08"]),
+        "label": ["b", "a", "b", "c", "d", "a"],
+    })
+    profile = profile_table(frame)
+    examples = {c.name: c.examples for c in profile.columns}
+    assert examples == {"x": ["2.5", "1.0", "7.0"], "when": ["2021-01-02", "2021-03-04", "2021-05-06"],
+                        "label": ["b", "a", "c"]}
+    rare = pd.DataFrame({"k": ["same"] * 20_000 + ["late", "later"]})  # beyond the first 10,000 rows
+    assert profile_table(rare).columns[0].examples == ["same", "late", "later"]
 
 
 def test_file_fingerprint_is_the_sha256_of_the_bytes():

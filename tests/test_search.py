@@ -230,3 +230,23 @@ def test_a_wide_table_is_searched_on_fewer_rows_and_the_stage_says_why():
     assert any("3,000 rows x 40 columns: searching on a sample of 1,500 rows" in (e.message or "") for e in events)
     assert model.best_estimator_.named_steps["model"].estimator_.n_features_in_ == width  # refit on all columns
     assert model.recipe_["settings"]["max_search_cells"] == 60_000
+
+
+def test_the_refit_reserve_counts_only_the_leading_families():
+    from automl_core.search import Trial
+
+    def trial(i, family, score, fit_time):
+        return Trial(trial_id=i, family=family, params={}, source="portfolio", status="ok", score=score,
+                     fit_time=fit_time)
+
+    signed = get_metric("regression", "rmse").signed_score  # lower RMSE leads
+    trials = [trial(1, "lightgbm", 0.51, 2.0), trial(2, "hist_gb", 0.515, 3.0), trial(3, "xgboost", 0.52, 1.0),
+              trial(4, "mlp", 0.54, 20.0), trial(5, "lightgbm", 0.56, 4.0)]
+    reserve = AutoML._reserve_seconds(trials, n_folds=1, row_ratio=1.0, signed=signed)
+    per_second = AutoML._reserve_seconds([trial(9, "x", 1.0, 1.0)], n_folds=1, row_ratio=1.0) - 0.5
+    # lightgbm at its slowest (4 s), hist_gb and xgboost: the fourth-ranked 20 s MLP is not waited for.
+    assert reserve == pytest.approx(0.5 + per_second * (4.0 + 3.0 + 1.0))
+    trials.append(trial(6, "mlp", 0.505, 20.0))  # now the MLP leads: its refit must fit
+    assert AutoML._reserve_seconds(trials, n_folds=1, row_ratio=1.0, signed=signed) == pytest.approx(
+        0.5 + per_second * (20.0 + 4.0 + 3.0))
+    assert AutoML._reserve_seconds([], n_folds=3, row_ratio=1.0) == 0.5
