@@ -315,6 +315,11 @@ def test_a_query_goes_on_when_a_log_file_is_pruned_under_it(store, monkeypatch):
     listed = monitoring._files(store.monitoring.predictions_dir)
     monkeypatch.setattr(monitoring, "_files", lambda folder: [*listed, str(folder / "gone.jsonl")])
     assert len(store.monitoring.predictions("churn")) == 8
+    # Every file pruned under the query: an empty answer with the usual columns, not an error.
+    monkeypatch.setattr(monitoring, "_files", lambda folder: [str(folder / "gone.jsonl")])
+    assert store.monitoring.predictions("churn").empty
+    assert list(store.monitoring.traffic("churn")) == TRAFFIC_COLUMNS and store.monitoring.labelled("churn").empty
+    assert store.monitoring.inputs_per_bucket("churn").empty
 
 
 def test_logs_prune_on_the_command_line(store, monkeypatch, capsys):
