@@ -483,3 +483,10 @@ def test_monitoring_page_shows_traffic_once_predictions_are_logged(titanic_home)
     assert "35" in texts(at.metric)
     at.selectbox(key="monitor_bucket").set_value("1min").run()
     assert not at.exception and "shown in 1h buckets" in texts(at.caption)
+
+
+def test_the_app_accepts_a_million_row_csv_upload():
+    import tomllib
+
+    config = tomllib.loads((Path(APP).parent / ".streamlit" / "config.toml").read_text())
+    assert config["server"]["maxUploadSize"] >= 500  # MB: a million rows of 23 columns is about 430 MB
