@@ -25,20 +25,33 @@ def _frame(records) -> pd.DataFrame:
 
 
 # --------------------------------------------------------------------------- data profile
-def histogram(values: pd.Series, title: str, *, kind: str = "numeric") -> alt.Chart:
-    frame = pd.DataFrame({"value": values.dropna()})
+def histogram(values: pd.Series, title: str, *, kind: str = "numeric", bins: int = 40) -> alt.Chart:
+    """Counted here, not in the browser: a million values would otherwise be sent to the page."""
+    present = values.dropna()
     if kind == "datetime":
-        x = alt.X("yearmonth(value):T", title=title)
+        months = pd.to_datetime(present).dt.tz_localize(None).dt.to_period("M").dt.to_timestamp()
+        counts = months.value_counts().sort_index()
+        frame = pd.DataFrame({"month": counts.index, "rows": counts.to_numpy()})
         return (
             alt.Chart(frame)
             .mark_bar()
-            .encode(x=x, y=alt.Y("count():Q", title="rows"))
+            .encode(x=alt.X("yearmonth(month):T", title=title), y=alt.Y("rows:Q", title="rows"),
+                    tooltip=[alt.Tooltip("yearmonth(month):T", title=title), "rows:Q"])
             .properties(height=HEIGHT)
         )
+    numbers = pd.to_numeric(present, errors="coerce").to_numpy(dtype=float)
+    numbers = numbers[np.isfinite(numbers)]
+    counts, edges = np.histogram(numbers, bins=bins) if numbers.size else (np.array([], int), np.array([0.0]))
+    frame = pd.DataFrame({"start": edges[:-1], "end": edges[1:], "rows": counts})
     return (
         alt.Chart(frame)
         .mark_bar()
-        .encode(x=alt.X("value:Q", bin=alt.Bin(maxbins=40), title=title), y=alt.Y("count():Q", title="rows"))
+        .encode(
+            x=alt.X("start:Q", title=title, bin="binned"),
+            x2="end:Q",
+            y=alt.Y("rows:Q", title="rows"),
+            tooltip=[alt.Tooltip("start:Q", title="from"), alt.Tooltip("end:Q", title="to"), "rows:Q"],
+        )
         .properties(height=HEIGHT)
     )
 

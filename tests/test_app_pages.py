@@ -490,3 +490,17 @@ def test_the_app_accepts_a_million_row_csv_upload():
 
     config = tomllib.loads((Path(APP).parent / ".streamlit" / "config.toml").read_text())
     assert config["server"]["maxUploadSize"] >= 500  # MB: a million rows of 23 columns is about 430 MB
+
+
+def test_the_data_page_histograms_send_counts_not_values():
+    import numpy as np
+    import pandas as pd
+
+    from pages import charts
+
+    values = pd.Series(np.random.default_rng(0).normal(size=200_000)).where(lambda s: s.abs() < 3)
+    chart = charts.histogram(values, "x")
+    assert len(chart.data) == 40 and chart.data["rows"].sum() == values.notna().sum()
+    dates = pd.Series(pd.to_datetime(["2020-01-05", "2020-01-20", "2020-03-01", None]))
+    monthly = charts.histogram(dates, "when", kind="datetime").data
+    assert monthly["rows"].tolist() == [2, 1] and monthly["month"].dt.month.tolist() == [1, 3]
