@@ -209,11 +209,7 @@ def monitoring_overview(
     except Exception:  # noqa: BLE001 - a model deleted while its logs remain still shows its traffic
         task = None
         notes.append(f"'{name}' is not in the registry any more")
-    if since is None:
-        coarsest = store.monitoring.traffic(name, bucket=BUCKET_LADDER[-1], until=until)
-        first = coarsest["bucket"].min().timestamp() if not coarsest.empty else None
-    else:
-        first = since
+    first = store.monitoring.first_request(name, until=until) if since is None else since
     shown = readable_bucket(bucket, since, until, first)
     if shown != bucket:
         notes.append(f"{bucket} buckets over this window would be more than {MAX_BUCKETS} points: "

@@ -417,6 +417,24 @@ class Monitoring:
         frame["rows"] = frame["rows"].astype("int64")
         return frame[["bucket", "version", "rows", "inputs"]]
 
+    def first_request(
+        self,
+        model: str,
+        *,
+        version: str | None = None,
+        until: dt.datetime | float | None = None,
+    ) -> float | None:
+        """Epoch seconds of the model's first logged request (before `until`); None when there is none."""
+        files = _files(self.predictions_dir)
+        if not files:
+            return None
+        frame = _query(
+            f"WITH p AS ({_PREDICTION_SOURCE}) SELECT min(ts) AS first FROM p WHERE {_FILTER}",
+            [files, *_filter_params(model, version, None, until)],
+        )
+        first = frame["first"].iloc[0] if len(frame) else None
+        return None if first is None or first != first else float(first)
+
     def traffic(
         self,
         model: str,

@@ -63,6 +63,8 @@ def test_traffic_drift_accuracy_and_proposal(deployed):
     _log(store, shifted, champion, "champion", ["died"] * 60, ts=now + 3600)
     overview = monitoring_overview(store, "titanic", bucket="1h")
     assert overview.traffic["requests"].sum() == 360
+    # An hour of traffic has room for minutes: the span starts at the first request, not its week.
+    assert monitoring_overview(store, "titanic", bucket="1min").bucket == "1min"
     assert set(overview.traffic["variant"]) == {"champion", "challenger"}
     latest = overview.drift_latest.set_index("column")
     assert latest.loc["age", "level"] == "major" and latest.loc["pclass", "psi"] > 0.25

@@ -337,3 +337,12 @@ def test_logs_prune_on_the_command_line(store, monkeypatch, capsys):
     assert store.monitoring.predictions("churn").empty
     assert main(["logs", "prune", "--older-than", "1h"]) == 1
     assert "keep at least one day" in capsys.readouterr().err
+
+
+def test_the_first_request_of_a_model(store):
+    assert store.monitoring.first_request("churn") is None
+    log_traffic(store)
+    assert store.monitoring.first_request("churn") == T0
+    assert store.monitoring.first_request("churn", version="1.1.0") == T0 + 30
+    assert store.monitoring.first_request("churn", until=T0) is None
+    assert store.monitoring.first_request("nobody") is None
